@@ -10,6 +10,7 @@ import os
 
 import seqio
 import t5.data.preprocessors
+import t5.evaluation.metrics
 import tensorflow.compat.v2 as tf
 
 SMOKE_TEXT = os.path.join(
@@ -31,8 +32,10 @@ def smoke_lines(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
   lines = tf.data.TextLineDataset(SMOKE_TEXT, compression_type="GZIP")
   lines = lines.enumerate()
   keep_validation = split == "validation"
+  # tf.equal, not ==: the CLI disables v2 behaviour, where == on tensors
+  # compares identities.
   lines = lines.filter(lambda i, line: tf.logical_and(
-      tf.equal(i % _VALIDATION_EVERY == 0, keep_validation),
+      tf.equal(tf.equal(i % _VALIDATION_EVERY, 0), keep_validation),
       tf.strings.length(tf.strings.strip(line)) > 0))
   return lines.map(lambda i, line: {"text": line})
 
@@ -51,3 +54,21 @@ seqio.TaskRegistry.add(
     ],
     output_features=BYTE_FEATURES,
     metric_fns=[])
+
+
+def _line_pairs(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
+  """Consecutive line pairs as {"inputs": line, "targets": next line}."""
+  pairs = smoke_lines(split, shuffle_files, seed).batch(2, drop_remainder=True)
+  return pairs.map(lambda ex: {"inputs": ex["text"][0],
+                               "targets": ex["text"][1]})
+
+
+# Inputs and targets keep their text, so eval mode can decode and score.
+seqio.TaskRegistry.add(
+    "smoke_next_line",
+    source=seqio.FunctionDataSource(_line_pairs,
+                                    splits=("train", "validation")),
+    preprocessors=[seqio.preprocessors.tokenize,
+                   seqio.preprocessors.append_eos_after_trim],
+    output_features=BYTE_FEATURES,
+    metric_fns=[t5.evaluation.metrics.sequence_accuracy])
