@@ -6,5 +6,6 @@ imports this package first) is all `t5_mesh_transformer` needs.
 """
 
 from switch_mtf import gin_paths
+from switch_mtf import layer  # registers the `Switch` gin configurable
 
 gin_paths.add_gin_search_path()

@@ -1,0 +1,92 @@
+"""The experts: one feed-forward network per expert, where the experts live.
+
+Expert slots arrive split like the batch (groups on the data axis). Renaming
+the expert dimension from `expert_unsplit` to `experts` and the groups from
+`batch` to `batch_unsplit` moves the mesh split from groups to experts, which
+Mesh TF lowers as an all-to-all: each device then runs only its own experts
+(expert parallelism, paper §5.4). The output takes the same trip back. The
+intermediate `d_model_split` hop lets model-parallel meshes all-to-all only
+their share of d_model (layout rule `d_model_split:model`); without such a
+rule it is a no-op. Weights: [experts, d_model, expert_hidden] and
+[experts, expert_hidden, d_model], named `wi` (`wi_0`, `wi_1` for GEGLU) and
+`wo` like Mesh TF's MoE1D, initialised by mtf's VarianceScalingInitializer
+(gin: `VarianceScalingInitializer.scale = 0.1` is the paper's init).
+"""
+
+from typing import List, Union
+
+import mesh_tensorflow as mtf
+
+EXPERTS = "experts"
+EXPERT_HIDDEN = "expert_hidden"
+D_MODEL_SPLIT = "d_model_split"
+
+# Activation name -> mtf.layers.dense_product activation functions.
+ACTIVATIONS = {
+    "relu": "relu",
+    "gelu": "gelu",
+    "geglu": ["gelu", "linear"],  # gated GELU: wi_0 (gelu) * wi_1 (linear)
+}
+
+
+def check_activation(activation: str) -> str:
+  """Returns `activation` or raises a ValueError naming the choices."""
+  if activation not in ACTIVATIONS:
+    raise ValueError(
+        "Switch.activation=%r is not supported; use one of %s (the released "
+        "Switch checkpoints use 'relu', T5.1.1-style models 'geglu')."
+        % (activation, ", ".join(sorted(ACTIVATIONS))))
+  return activation
+
+
+def run_experts(expert_inputs: mtf.Tensor,
+                hidden_size: int,
+                activation: str,
+                dropout_rate: float,
+                train: bool,
+                variable_dtype: mtf.VariableDType) -> mtf.Tensor:
+  """Applies each expert's FFN to its slots.
+
+  Args:
+    expert_inputs: [O, experts_unsplit, G, C, d_model], groups split like
+      the batch (as produced by dispatch.py).
+    hidden_size: expert_hidden, the FFN width of each expert.
+    activation: a key of ACTIVATIONS.
+    dropout_rate: expert dropout on the hidden activation (paper §2.4
+      fine-tuning: 0.4 in experts vs 0.1 elsewhere).
+    train: whether this is a training step (dropout is off otherwise).
+    variable_dtype: the model's variable dtype.
+
+  Returns:
+    [O, experts_unsplit, G, C, d_model], laid out like expert_inputs.
+  """
+  activation_functions: Union[str, List[str]] = ACTIVATIONS[
+      check_activation(activation)]
+  outer_dim, experts_unsplit_dim, groups_dim, capacity_dim, model_dim = (
+      expert_inputs.shape.dims)
+  experts_dim = mtf.Dimension(EXPERTS, experts_unsplit_dim.size)
+  groups_unsplit_dim = mtf.Dimension("batch_unsplit", groups_dim.size)
+  hidden_dim = mtf.Dimension(EXPERT_HIDDEN, hidden_size)
+  split_model_dim = mtf.Dimension(D_MODEL_SPLIT, model_dim.size)
+
+  x = _relayout(expert_inputs, [outer_dim, experts_dim, groups_unsplit_dim,
+                                capacity_dim], model_dim, split_model_dim)
+  h = mtf.layers.dense_product(
+      x, reduced_dims=[model_dim], new_dims=[hidden_dim],
+      expert_dims=[experts_dim], activation_functions=activation_functions,
+      use_bias=False, variable_dtype=variable_dtype, name="wi")
+  if dropout_rate:
+    h = mtf.dropout(h, is_training=train, keep_prob=1.0 - dropout_rate)
+  y = mtf.layers.dense(
+      h, model_dim, reduced_dims=[hidden_dim], expert_dims=[experts_dim],
+      use_bias=False, variable_dtype=variable_dtype, name="wo")
+  return _relayout(y, [outer_dim, experts_unsplit_dim, groups_dim,
+                       capacity_dim], model_dim, split_model_dim)
+
+
+def _relayout(x: mtf.Tensor, leading_dims: List[mtf.Dimension],
+              model_dim: mtf.Dimension,
+              split_model_dim: mtf.Dimension) -> mtf.Tensor:
+  """Reshapes x to leading_dims + [d_model] through the d_model_split hop."""
+  x = mtf.reshape(x, mtf.Shape(leading_dims + [split_model_dim]))
+  return mtf.reshape(x, mtf.Shape(leading_dims + [model_dim]))

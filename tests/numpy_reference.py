@@ -1,0 +1,118 @@
+"""An independent NumPy reference of a Switch (top-1) MoE layer.
+
+Written from the paper (Fedus et al. 2022, §2) and the reference brief
+(switch_reference.md §1-2), loop by loop and token by token, sharing no code
+with switch_mtf, so the layer can be checked against it.
+"""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Reference:
+  output: np.ndarray  # [batch, length, d_model]
+  load_balancing_loss: float  # before loss_coef
+  expert_index: np.ndarray  # [batch, length] argmax expert
+  kept: np.ndarray  # [batch, length] bool, dispatched
+  gate: np.ndarray  # [batch, length] top-1 prob where kept, else 0
+  router_probs: np.ndarray  # [batch, length, experts]
+  num_groups: int
+  capacity: int
+
+
+def num_groups_for(num_tokens: int, max_group_size: int, shards: int) -> int:
+  """Fewest groups >= tokens // max that split evenly and per shard."""
+  for groups in range(max(1, num_tokens // max_group_size), num_tokens + 1):
+    if groups % shards == 0 and num_tokens % groups == 0:
+      return groups
+  raise ValueError("no valid group count")
+
+
+def relu(x):
+  return np.maximum(x, 0.0)
+
+
+def gelu(x):
+  # The tanh approximation, as used by Mesh TF.
+  return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi)
+                                  * (x + 0.044715 * x ** 3)))
+
+
+def switch_layer(x: np.ndarray,
+                 router_kernel: np.ndarray,
+                 wi: np.ndarray,
+                 wo: np.ndarray,
+                 nonpadding: Optional[np.ndarray] = None,
+                 group_size: int = 1024,
+                 capacity_factor: float = 1.25,
+                 min_capacity: int = 4,
+                 batch_shards: int = 1,
+                 activation: str = "relu",
+                 wi_gate: Optional[np.ndarray] = None) -> Reference:
+  """Runs the layer in float64 on x [batch, length, d_model].
+
+  router_kernel: [d_model, E]; wi: [E, d_model, H]; wo: [E, H, d_model];
+  for "geglu", wi is the gelu factor (wi_0) and wi_gate the linear one.
+  """
+  batch, length, d_model = x.shape
+  num_experts = router_kernel.shape[1]
+  if nonpadding is None:
+    nonpadding = np.ones([batch, length])
+  tokens = x.reshape(-1, d_model).astype(np.float64)
+  real = nonpadding.reshape(-1) == 1
+  n = tokens.shape[0]
+  groups = num_groups_for(n, group_size, batch_shards)
+  size = n // groups
+  capacity = max(min(size, int(np.floor(size * capacity_factor
+                                        / num_experts))), min_capacity)
+
+  logits = tokens @ router_kernel.astype(np.float64)
+  logits -= logits.max(axis=-1, keepdims=True)
+  probs = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+  chosen = probs.argmax(axis=-1)
+
+  output = np.zeros_like(tokens)
+  kept = np.zeros(n, dtype=bool)
+  gate = np.zeros(n)
+  losses = []
+  for g in range(groups):
+    members = range(g * size, (g + 1) * size)
+    fill = [0] * num_experts
+    for t in members:  # token order decides who overflows
+      if not real[t]:
+        continue
+      e = chosen[t]
+      if fill[e] < capacity:
+        fill[e] += 1
+        kept[t] = True
+        gate[t] = probs[t, e]
+        h = tokens[t] @ wi[e].astype(np.float64)
+        if activation == "relu":
+          h = relu(h)
+        elif activation == "gelu":
+          h = gelu(h)
+        elif activation == "geglu":
+          h = gelu(h) * (tokens[t] @ wi_gate[e].astype(np.float64))
+        else:
+          raise ValueError(activation)
+        output[t] = gate[t] * (h @ wo[e].astype(np.float64))
+    # f and P over all group positions (padding included), then scaled by
+    # the group's real-token fraction: Mesh TF's exact value (brief §1.6).
+    f = np.array([np.mean([chosen[t] == e for t in members])
+                  for e in range(num_experts)])
+    p = probs[g * size:(g + 1) * size].mean(axis=0)
+    real_fraction = np.mean(real[g * size:(g + 1) * size])
+    losses.append(num_experts * np.sum(f * p) * real_fraction)
+
+  return Reference(
+      output=output.reshape(batch, length, d_model),
+      load_balancing_loss=float(np.mean(losses)),
+      expert_index=chosen.reshape(batch, length),
+      kept=kept.reshape(batch, length),
+      gate=gate.reshape(batch, length),
+      router_probs=probs.reshape(batch, length, num_experts),
+      num_groups=groups,
+      capacity=capacity)
