@@ -15,6 +15,9 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 tf.disable_v2_behavior()
+# Resource variables: reads are snapshots, so a step's backward pass never sees
+# weights that its own updates already changed (ref variables would race).
+tf.enable_resource_variables()
 
 TRAIN = tf.estimator.ModeKeys.TRAIN
 EVAL = tf.estimator.ModeKeys.EVAL
@@ -34,7 +37,8 @@ class _Model:
 
 @dataclasses.dataclass
 class Result:
-  output: np.ndarray
+  output: np.ndarray  # of the last run
+  outputs: List[np.ndarray]  # one per run
   aux_loss: float
   variables: Dict[str, np.ndarray]  # after the run (and the SGD step)
   initial_variables: Dict[str, np.ndarray]
@@ -148,17 +152,18 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
         masters[name].load(value, sess)
     sess.run(lowering.copy_masters_to_slices())
     initial = sess.run(tf_var_values)
-    fetches = {"y": tf_y, "aux": tf_aux, "extra": tf_extra,
-               "updates": tf_updates}
+    fetches = {"y": tf_y, "aux": tf_aux, "extra": tf_extra}
     if summary_op is not None:
       fetches["summary"] = summary_op
-    summaries = {}
+    summaries, outputs = {}, []
     for _ in range(runs):
       out = sess.run(fetches)
+      outputs.append(out["y"])
       if "summary" in out:
         summaries = _parse_summary(out["summary"])
+    sess.run(tf_updates)
     final = sess.run(tf_var_values)
-  return Result(output=out["y"], aux_loss=float(out["aux"]),
+  return Result(output=out["y"], outputs=outputs, aux_loss=float(out["aux"]),
                 variables=final, initial_variables=initial,
                 summaries=summaries, extra=out["extra"])
 
