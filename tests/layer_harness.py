@@ -56,6 +56,9 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
               devices: Optional[List[str]] = None,
               activation_dtype: tf.DType = tf.float32,
               sgd_learning_rate: Optional[float] = None,
+              train_steps: int = 1,
+              restore_from: Optional[str] = None,
+              save_to: Optional[str] = None,
               num_microbatches: int = 1,
               incremental: bool = False,
               runs: int = 1,
@@ -66,7 +69,10 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
 
   weights: variable name (e.g. "encoder/layer_000/MoE1D/wi/kernel") ->
     value written into the layer's variables before running.
-  sgd_learning_rate: if set, also applies one SGD step on sum(y) + aux loss.
+  sgd_learning_rate: if set, after the runs applies `train_steps` SGD steps
+    on sum(y) + aux loss.
+  restore_from / save_to: checkpoint prefixes read before the runs (instead
+    of `weights`) / written at the end.
   incremental: call the layer without the length dim (decoding), length 1.
   extra: fn(graph, outputs) -> {name: mtf tensor} to fetch as well.
   """
@@ -150,6 +156,9 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
         if name not in masters:
           raise KeyError("no variable %r; have %s" % (name, sorted(masters)))
         masters[name].load(value, sess)
+    saver = tf.train.Saver(tf.global_variables())
+    if restore_from:
+      saver.restore(sess, restore_from)
     sess.run(lowering.copy_masters_to_slices())
     initial = sess.run(tf_var_values)
     fetches = {"y": tf_y, "aux": tf_aux, "extra": tf_extra}
@@ -161,8 +170,12 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
       outputs.append(out["y"])
       if "summary" in out:
         summaries = _parse_summary(out["summary"])
-    sess.run(tf_updates)
+    for _ in range(train_steps if update_ops else 0):
+      sess.run(tf_updates)
     final = sess.run(tf_var_values)
+    if save_to:
+      sess.run(lowering.copy_slices_to_masters())
+      saver.save(sess, save_to)
   return Result(output=out["y"], outputs=outputs, aux_loss=float(out["aux"]),
                 variables=final, initial_variables=initial,
                 summaries=summaries, extra=out["extra"])
