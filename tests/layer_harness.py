@@ -44,6 +44,8 @@ class Result:
   initial_variables: Dict[str, np.ndarray]
   summaries: Dict[str, float]  # tag -> value of merged tf summaries
   extra: Dict[str, np.ndarray]
+  # variable name -> [(device, slice shape)], how the mesh placed it.
+  slices: Dict[str, List[tuple]]
 
 
 def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
@@ -146,6 +148,9 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
   tf_var_values = {k: lowering.export_to_tf_tensor(v)
                    for k, v in tf_vars.items()}
   summary_op = tf.summary.merge_all()
+  slices = {v.name: [(t.device, tuple(t.shape.as_list())) for t in
+                     lowering.variables[v].laid_out_tensor.tensor_list]
+            for v in graph.all_variables}
 
   with tf.Session(config=session_config) as sess:
     sess.run(tf.global_variables_initializer())
@@ -178,7 +183,7 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
       saver.save(sess, save_to)
   return Result(output=out["y"], outputs=outputs, aux_loss=float(out["aux"]),
                 variables=final, initial_variables=initial,
-                summaries=summaries, extra=out["extra"])
+                summaries=summaries, extra=out["extra"], slices=slices)
 
 
 def _parse_summary(serialized: bytes) -> Dict[str, float]:
