@@ -188,6 +188,9 @@ class Switch(transformer.TransformerLayer):
         jitter_eps=self.jitter_eps,
         dropout_rate=self.router_dropout_rate,
         compute_z_loss=train and self.router_z_loss_coef > 0,
+        # The gather mode avoids O(S^2) work in positions too.
+        cumsum=(router.CUMSUM_SCAN if self.dispatch_mode == dispatch.GATHER
+                else router.CUMSUM_MATMUL),
         name=ROUTER_SCOPE)
     dispatcher = dispatch.make_dispatcher(self.dispatch_mode, routing,
                                           inputs.dtype)

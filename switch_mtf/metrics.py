@@ -169,9 +169,11 @@ def _average_into_previous_step_summaries(
   updates = []
   for tag, value in scalars:
     with tf.init_scope():  # Outside the loop: once per step, not per batch.
+      # A resource variable: its read is a snapshot that the reset below
+      # cannot overwrite (a ref variable's read aliases the buffer).
       accumulator = tf.Variable(
           math.nan, trainable=False, dtype=tf.float32,
-          collections=[tf.GraphKeys.LOCAL_VARIABLES],
+          collections=[tf.GraphKeys.LOCAL_VARIABLES], use_resource=True,
           name="switch_metric_accumulator")
       previous_step = accumulator.read_value()
       summary = tf.raw_ops.ScalarSummary(tags=tag, values=previous_step)

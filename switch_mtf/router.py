@@ -20,6 +20,10 @@ INPUT_DROPOUT = "input_dropout"
 ARGMAX = "argmax"
 POLICIES = (INPUT_JITTER, INPUT_DROPOUT, ARGMAX)
 
+# How token positions within their expert are counted; both are exact.
+CUMSUM_MATMUL = "matmul"  # mtf.cumsum: an [S, S] triangular einsum (TPU)
+CUMSUM_SCAN = "scan"  # tf.math.cumsum per slice: O(S) instead of O(S^2)
+
 
 @dataclasses.dataclass(frozen=True)
 class Routing:
@@ -60,6 +64,7 @@ def route(inputs: mtf.Tensor,
           jitter_eps: float = 1e-2,
           dropout_rate: float = 0.1,
           compute_z_loss: bool = False,
+          cumsum: str = CUMSUM_MATMUL,
           name: str = "switch_gating") -> Routing:
   """Routes grouped tokens to experts.
 
@@ -76,6 +81,7 @@ def route(inputs: mtf.Tensor,
     jitter_eps: eps of the multiplicative Uniform(1-eps, 1+eps) jitter.
     dropout_rate: router-input dropout rate of the input_dropout policy.
     compute_z_loss: also return the ST-MoE router z-loss.
+    cumsum: CUMSUM_MATMUL or CUMSUM_SCAN, how positions are counted.
     name: variable scope of the router kernel (Mesh TF: "switch_gating").
 
   Returns:
@@ -106,7 +112,10 @@ def route(inputs: mtf.Tensor,
   # Slots go by token order within the group (no probability priority);
   # padding takes no slot and overflow tokens are dropped.
   routed = expert_one_hot * nonpadding
-  tokens_before = mtf.cumsum(routed, group_dim, exclusive=True)
+  if cumsum == CUMSUM_SCAN:
+    tokens_before = _exclusive_scan(routed, group_dim)
+  else:
+    tokens_before = mtf.cumsum(routed, group_dim, exclusive=True)
   position_in_expert = mtf.reduce_sum(tokens_before * routed,
                                       reduced_dim=experts_dim)
   kept = nonpadding * mtf.to_float(
@@ -128,6 +137,15 @@ def route(inputs: mtf.Tensor,
       capacity_dim=capacity_dim,
       load_balancing_loss=load_balancing_loss,
       router_z_loss=router_z_loss)
+
+
+def _exclusive_scan(x: mtf.Tensor, dim: mtf.Dimension) -> mtf.Tensor:
+  """Exclusive cumulative sum along an unsplit dim; no gradient needed."""
+  axis = x.shape.dims.index(dim)
+  return mtf.slicewise(
+      lambda t: tf.math.cumsum(t, axis=axis, exclusive=True), [x],
+      splittable_dims=[d for d in x.shape.dims if d != dim],
+      grad_function=0, name="exclusive_scan")
 
 
 def _load_balancing_loss(expert_one_hot: mtf.Tensor, router_probs: mtf.Tensor,

@@ -63,6 +63,7 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
               save_to: Optional[str] = None,
               num_microbatches: int = 1,
               incremental: bool = False,
+              collect_losses: bool = True,
               runs: int = 1,
               session_config: Optional[tf.ConfigProto] = None,
               extra: Optional[Callable] = None,
@@ -76,6 +77,7 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
   restore_from / save_to: checkpoint prefixes read before the runs (instead
     of `weights`) / written at the end.
   incremental: call the layer without the length dim (decoding), length 1.
+  collect_losses: give the Context a loss list (None when decoding).
   extra: fn(graph, outputs) -> {name: mtf tensor} to fetch as well.
   """
   tf.reset_default_graph()
@@ -104,7 +106,7 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
     mtf_sequence_id = mtf.import_fully_replicated(
         mesh, tf.constant(sequence_id, tf.int32),
         mtf.Shape([batch_dim, length_dim]))
-  losses = []
+  losses = [] if collect_losses else None
   context = transformer.Context(
       model=model, mesh=mesh, batch_dims=[batch_dim], length_dim=length_dim,
       variable_dtype=variable_dtype,

@@ -140,6 +140,34 @@ def test_incremental_decoding_without_length_dim():
   np.testing.assert_allclose(result.output, ref.output, atol=1e-5)
 
 
+def test_expert_dropout_applies_in_training_only():
+  rng, x, sequence_id = _inputs(seed=4)
+  weights = layer_harness.switch_weights(rng, M, E, H)
+  make = lambda: layer_lib.Switch(  # pylint: disable=g-long-lambda
+      num_experts=E, hidden_size=H, group_size=8, router_policy_train="argmax",
+      expert_dropout_rate=0.5)
+  train = layer_harness.run_layer(make, x, sequence_id, weights, runs=2)
+  assert not np.array_equal(*train.outputs)
+  evaluation = layer_harness.run_layer(make, x, sequence_id, weights,
+                                       mode=layer_harness.EVAL)
+  ref = _reference(x, sequence_id, weights, group_size=8,
+                   capacity_factor=2.0)
+  np.testing.assert_allclose(evaluation.output, ref.output, atol=1e-5)
+
+
+def test_runs_without_a_loss_list_as_when_decoding():
+  rng, x, sequence_id = _inputs(seed=5)
+  weights = layer_harness.switch_weights(rng, M, E, H)
+  result = layer_harness.run_layer(
+      lambda: layer_lib.Switch(num_experts=E, hidden_size=H, group_size=8),
+      x, sequence_id, weights, mode=tf.estimator.ModeKeys.PREDICT,
+      collect_losses=False)
+  ref = _reference(x, sequence_id, weights, group_size=8,
+                   capacity_factor=2.0)
+  np.testing.assert_allclose(result.output, ref.output, atol=1e-5)
+  assert result.aux_loss == 0.0 and not result.summaries
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(capacity_factor_train=0.0), "capacity_factor_train=0.0"),
     (dict(capacity_factor_eval=-1.0), "capacity_factor_eval=-1.0"),

@@ -65,6 +65,22 @@ def test_same_outputs_and_loss_as_moe1d(activation, mode, microbatches,
   np.testing.assert_allclose(ours.aux_loss, theirs.aux_loss, rtol=1e-6)
 
 
+def test_router_z_loss_matches_moe1d_z_loss_times_loss_coef():
+  # MoE1D scales its z-loss by loss_coef (reference §1.7); ours has its own
+  # coefficient, so MoE1D.z_loss = z equals router_z_loss_coef = z * coef.
+  x, sequence_id, weights = _data(seed=3)
+  theirs = layer_harness.run_layer(_moe1d(loss_coef=0.01, z_loss=0.5), x,
+                                   sequence_id, weights, num_microbatches=2)
+  ours = layer_harness.run_layer(
+      _switch(loss_coef=0.01, router_z_loss_coef=0.005), x, sequence_id,
+      weights, num_microbatches=2)
+  without_z = layer_harness.run_layer(_switch(loss_coef=0.01), x,
+                                      sequence_id, weights,
+                                      num_microbatches=2)
+  assert ours.aux_loss > without_z.aux_loss * 1.5
+  np.testing.assert_allclose(ours.aux_loss, theirs.aux_loss, rtol=1e-6)
+
+
 def test_one_training_step_matches_moe1d_and_moves_every_weight():
   x, sequence_id, weights = _data(seed=1)
   theirs = layer_harness.run_layer(_moe1d(), x, sequence_id, weights,
