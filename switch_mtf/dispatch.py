@@ -124,7 +124,7 @@ def _to_slots(tokens: mtf.Tensor, slot: mtf.Tensor,
   num_experts, capacity = slots_shape.dims[1].size, slots_shape.dims[3].size
 
   def tf_fn(tokens_slice, slot_slice):
-    outer, groups, group, model = _static_shape(tokens_slice)
+    outer, groups, group, model = tokens_slice.shape.as_list()
     num_segments = num_experts * capacity + 1  # + trash slot
     offsets = tf.reshape(tf.range(outer * groups) * num_segments,
                          [outer, groups, 1])
@@ -151,7 +151,8 @@ def _from_slots(slots: mtf.Tensor, slot: mtf.Tensor,
   """Gathers each token's slot [O,E,G,C,M] -> [O,G,S,M]; trash reads 0."""
 
   def tf_fn(slots_slice, slot_slice):
-    outer, num_experts, groups, capacity, model = _static_shape(slots_slice)
+    outer, num_experts, groups, capacity, model = (
+        slots_slice.shape.as_list())
     flat = tf.reshape(tf.transpose(slots_slice, [0, 2, 1, 3, 4]),
                       [outer, groups, num_experts * capacity, model])
     flat = tf.pad(flat, [[0, 0], [0, 0], [0, 1], [0, 0]])  # trash slot = 0
@@ -165,6 +166,3 @@ def _from_slots(slots: mtf.Tensor, slot: mtf.Tensor,
                        splittable_dims=_splittable(tokens_shape),
                        grad_function=grad_fn, name="switch_from_slots")
 
-
-def _static_shape(tensor: tf.Tensor):
-  return tensor.shape.as_list()

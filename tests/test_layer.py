@@ -1,5 +1,6 @@
 """The Switch layer against the independent NumPy reference."""
 
+import gin
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -126,6 +127,27 @@ def test_variables_are_named_and_shaped_like_moe1d():
       PREFIX + "/wi_1/kernel": (E, M, H),
       PREFIX + "/wo/kernel": (E, H, M),
   }
+
+
+def test_paper_init_scale_knob_reaches_router_and_experts():
+  # Paper §2.4: truncated normal, std sqrt(0.1 / fan_in); fan-in excludes
+  # the experts dimension. Mesh TF's own gin knob sets it.
+  d_model, hidden = 64, 48
+  x = np.random.RandomState(6).randn(2, 4, d_model).astype(np.float32)
+  gin.bind_parameter("VarianceScalingInitializer.scale", 0.1)
+  try:
+    result = layer_harness.run_layer(
+        lambda: layer_lib.Switch(num_experts=8, hidden_size=hidden), x)
+  finally:
+    gin.clear_config()
+  for name, fan_in in (("switch_gating", d_model), ("wi", d_model),
+                       ("wo", hidden)):
+    values = result.initial_variables["%s/%s/kernel" % (PREFIX, name)]
+    std = np.sqrt(0.1 / fan_in)
+    assert np.abs(values).max() <= 2 * std + 1e-6, name  # truncated at 2σ
+    # A normal truncated at 2σ has std 0.88σ.
+    np.testing.assert_allclose(values.std(), 0.88 * std, rtol=0.1,
+                               err_msg=name)
 
 
 def test_incremental_decoding_without_length_dim():
