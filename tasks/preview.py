@@ -1,4 +1,4 @@
-"""Decoded examples of a task, as the model sees them (tools/inspect_tasks.py)."""
+"""Decoded examples of a task as the model sees them (inspect_tasks.py)."""
 
 import itertools
 from typing import Dict, List, Mapping, Optional

@@ -30,7 +30,7 @@ def local_superglue_dir(path: Optional[str] = None) -> str:
 
 
 def split_file(data_dir: str, task_dir: str, split: str) -> str:
-  """Path of `<data_dir>/<task_dir>/<train|val>.jsonl[.gz]`; errors if absent."""
+  """Path of `<data_dir>/<task_dir>/<train|val>.jsonl[.gz]`; must exist."""
   if split not in SPLIT_FILES:
     raise ValueError(
         f"Unknown split {split!r} for local SuperGLUE task {task_dir}: use one "

@@ -61,7 +61,8 @@ def to_example(config_name: str, row: Dict[str, Any], path: str,
     example[feature] = value
   if config_name == superglue.WSC_CONFIG:
     try:
-      example = tfds_super_glue._fix_wst(example)  # pylint: disable=protected-access
+      # pylint: disable-next=protected-access
+      example = tfds_super_glue._fix_wst(example)
     except (AssertionError, IndexError) as e:
       raise ValueError(
           f"{path}:{line_number}: WSC span text is not in the text and "

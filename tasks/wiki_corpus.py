@@ -47,19 +47,31 @@ _SPACES = re.compile(r"\s+")
 
 MIN_BODY_BYTES = 200
 VALIDATION_PERCENT = 5
+TRAIN_FILE = "train.tsv.gz"
+VALIDATION_FILE = "validation.tsv.gz"
 # The ten upstream files (see tasks/data/wiki/SOURCE.md). Checking them makes
 # "rebuilds bit for bit" a statement about known inputs.
 SOURCE_SHA256 = {
-    "wiki_00": "1a522a9208dc6a46c2b0f2f9c412fa4e28ea2848779d96b381423d34b00024c4",
-    "wiki_01": "d0adc01f32c75e7aa57c49d52a142855fbd5eea75e765cb8dc4c3fb14a0612f0",
-    "wiki_02": "3b1fb753c9e3c0efff495833943a849fb0ab3956cb367f470fe76304056bf183",
-    "wiki_03": "111c6b4a4f34280aec8bf75b9ab0d0912c23296512f84947000bcafffc7d3287",
-    "wiki_04": "c1ce75f70d0bb5d3567a18909e9c499ec96f9dccb2bd20f0edec995b97e76e35",
-    "wiki_05": "72f64bfbc792faf507eb4acc3796f7390ffdaf1b1fb4bdf58d870cf8849421e5",
-    "wiki_06": "e96f03f80a671b09704cefeef3b5f5d83df6ec5ec2b7b4706dd0e0c9b7a34603",
-    "wiki_07": "47428cd61f8704a52c24e46c6e7a6511e49f20873488fa5834d624bbece31981",
-    "wiki_08": "876e015d206a1289708226d3cfe49689b78b82dee2a956dd89223c92a7b61ee5",
-    "wiki_09": "47f372237854376b5bade6b18f2e6ca9e9b522c4a303c135e812fb8465f26145",
+    "wiki_00":
+        "1a522a9208dc6a46c2b0f2f9c412fa4e28ea2848779d96b381423d34b00024c4",
+    "wiki_01":
+        "d0adc01f32c75e7aa57c49d52a142855fbd5eea75e765cb8dc4c3fb14a0612f0",
+    "wiki_02":
+        "3b1fb753c9e3c0efff495833943a849fb0ab3956cb367f470fe76304056bf183",
+    "wiki_03":
+        "111c6b4a4f34280aec8bf75b9ab0d0912c23296512f84947000bcafffc7d3287",
+    "wiki_04":
+        "c1ce75f70d0bb5d3567a18909e9c499ec96f9dccb2bd20f0edec995b97e76e35",
+    "wiki_05":
+        "72f64bfbc792faf507eb4acc3796f7390ffdaf1b1fb4bdf58d870cf8849421e5",
+    "wiki_06":
+        "e96f03f80a671b09704cefeef3b5f5d83df6ec5ec2b7b4706dd0e0c9b7a34603",
+    "wiki_07":
+        "47428cd61f8704a52c24e46c6e7a6511e49f20873488fa5834d624bbece31981",
+    "wiki_08":
+        "876e015d206a1289708226d3cfe49689b78b82dee2a956dd89223c92a7b61ee5",
+    "wiki_09":
+        "47f372237854376b5bade6b18f2e6ca9e9b522c4a303c135e812fb8465f26145",
 }
 
 
@@ -79,7 +91,7 @@ class Article:
 
 
 def parse_docs(text: str) -> Iterator[Tuple[str, str, str]]:
-  """Yields (page_id, title, raw_body) for each `<doc>` in WikiExtractor text."""
+  """Yields (page_id, title, raw_body) of each `<doc>` in WikiExtractor text."""
   for match in _DOC.finditer(text):
     yield match.group("id"), match.group("title"), match.group("body")
 
@@ -184,10 +196,6 @@ def paragraphs_of_line(line: str) -> List[str]:
         "Corpus line has fewer than 3 tab-separated fields (page_id, title, "
         f"text): {line[:80]!r}")
   return fields[2:]
-
-
-TRAIN_FILE = "train.tsv.gz"
-VALIDATION_FILE = "validation.tsv.gz"
 
 
 def build_corpus(source_dir: str, output_dir: str) -> Tuple[str, str]:

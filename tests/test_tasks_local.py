@@ -1,4 +1,4 @@
-"""The embedded (offline) tasks, end to end through seqio, on the shipped data."""
+"""The embedded (offline) tasks end to end through seqio, on shipped data."""
 
 import functools
 import gzip
@@ -220,8 +220,9 @@ def test_local_wsc_eval_scores_a_correct_referent_by_the_label():
 def test_local_mixture_is_proportional_to_training_examples():
   mixture = seqio.get_mixture_or_task(local_superglue.MIXTURE)
   rates = {task.name: mixture.get_rate(task) for task in mixture.tasks}
-  expected = {name: len(_raw_rows(task_dir, "train"))
-              for name, (_, task_dir) in local_superglue.GLUE_STYLE_TASKS.items()}
+  expected = {
+      name: len(_raw_rows(task_dir, "train"))
+      for name, (_, task_dir) in local_superglue.GLUE_STYLE_TASKS.items()}
   expected[local_superglue.WSC_TRAIN_TASK] = sum(
       r["label"] for r in _raw_rows("WSC", "train"))
   expected[local_superglue.WSC_EVAL_TASK] = 0

@@ -42,7 +42,8 @@ def _tfds_mocking():
     package.__path__ = list(spec.submodule_search_locations)
     package.__spec__ = spec
     sys.modules[name] = package
-  from tensorflow_datasets.testing import mocking  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from tensorflow_datasets.testing import mocking
   return mocking
 
 

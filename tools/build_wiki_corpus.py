@@ -1,6 +1,7 @@
 """Rebuilds the embedded Wikipedia corpus (tasks/data/wiki/*.tsv.gz).
 
-    python tools/build_wiki_corpus.py [--source_dir=../shared/data/wikipedia_en_sample]
+    python tools/build_wiki_corpus.py \
+        [--source_dir=../shared/data/wikipedia_en_sample]
 
 The output is byte-identical to the shipped files (tests/test_tasks_rebuild.py
 checks this); the cleaning rules live in `switch_mtf.tasks.wiki_corpus`.

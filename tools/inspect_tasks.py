@@ -2,7 +2,7 @@
 
     python tools/inspect_tasks.py                       # every local task
     python tools/inspect_tasks.py --tasks=local_super_glue_cb --num_examples=5
-    python tools/inspect_tasks.py --superglue_dir=/data/superglue --vocabulary=t5
+    python tools/inspect_tasks.py --superglue_dir=/data/sg --vocabulary=t5
 
 Sentinels show as <extra_id_N>; EOS ends each sequence.
 """
