@@ -164,13 +164,15 @@ def test_classification_tasks_write_the_class_name_as_target(metadata_dir,
                                                              config_name):
   name = superglue.GLUE_STYLE_TASKS[config_name]
   split = "test" if config_name in superglue.DIAGNOSTIC_CONFIGS else "train"
-  with _mock(metadata_dir, num_examples=6):
+  with _mock(metadata_dir, num_examples=12):
     assert list(seqio.get_mixture_or_task(name).splits) == (
         ["test"] if split == "test" else ["train", "validation", "test"])
     sources = _source_examples(name, split)
     examples = _task_examples(name, split)
   classes = list(superglue.BUILDER_CONFIGS[config_name].label_classes)
-  assert len(examples) == len(sources) == 6
+  assert len(examples) == len(sources) == 12
+  # Every class occurs, each written as its own label text.
+  assert {e["targets_pretokenized"].decode() for e in examples} == set(classes)
   for source, example in zip(sources, examples):
     assert example["targets_pretokenized"].decode() == classes[
         source["label"]]
