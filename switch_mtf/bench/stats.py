@@ -1,0 +1,104 @@
+"""The arithmetic every report quotes: medians, spreads, ratios, fits.
+
+Pure Python over lists of floats, so the harness test can check it against
+hand-computed values without TensorFlow.
+"""
+
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+
+def median(values: Sequence[float]) -> float:
+  if not values:
+    raise ValueError("median of no values; did every timed run fail?")
+  ordered = sorted(values)
+  middle = len(ordered) // 2
+  if len(ordered) % 2:
+    return float(ordered[middle])
+  return (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+def spread(values: Sequence[float]) -> Dict[str, float]:
+  """n, mean, sample standard deviation (0 for one value), min and max."""
+  if not values:
+    raise ValueError("spread of no values")
+  n = len(values)
+  mean = sum(values) / n
+  var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+  return {"n": n, "mean": mean, "std": math.sqrt(var),
+          "min": float(min(values)), "max": float(max(values))}
+
+
+def ratio(numerator: float, denominator: float) -> float:
+  if denominator <= 0:
+    raise ValueError("ratio with non-positive denominator %r" % denominator)
+  return numerator / denominator
+
+
+def linear_fit(xs: Sequence[float],
+               ys: Sequence[float]) -> Dict[str, float]:
+  """Least-squares y = slope * x + intercept, with R^2.
+
+  Raises:
+    ValueError: fewer than two points, or all x equal.
+  """
+  if len(xs) != len(ys) or len(xs) < 2:
+    raise ValueError("linear_fit needs >= 2 (x, y) pairs, got %d and %d"
+                     % (len(xs), len(ys)))
+  n = len(xs)
+  mx, my = sum(xs) / n, sum(ys) / n
+  sxx = sum((x - mx) ** 2 for x in xs)
+  if sxx == 0:
+    raise ValueError("linear_fit: all x values are equal (%r)" % (xs[0],))
+  sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+  slope = sxy / sxx
+  intercept = my - slope * mx
+  ss_tot = sum((y - my) ** 2 for y in ys)
+  ss_res = sum((y - (slope * x + intercept)) ** 2 for x, y in zip(xs, ys))
+  r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+  return {"slope": slope, "intercept": intercept, "r2": r2}
+
+
+def log_log_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+  """Exponent p of y ~ x^p (1 = linear growth, 2 = quadratic)."""
+  return linear_fit([math.log(x) for x in xs],
+                    [math.log(y) for y in ys])["slope"]
+
+
+def moving_mean(points: Sequence[Tuple[int, float]],
+                window: int) -> List[Tuple[int, float]]:
+  """(step, mean of the last `window` values ending at step), step-sorted.
+
+  Points are (step, value); the first window-1 steps are dropped.
+  """
+  if window < 1:
+    raise ValueError("window must be >= 1, got %r" % window)
+  ordered = sorted(points)
+  out, total = [], 0.0
+  for i, (step, value) in enumerate(ordered):
+    total += value
+    if i >= window:
+      total -= ordered[i - window][1]
+    if i >= window - 1:
+      out.append((step, total / window))
+  return out
+
+
+def first_step_at_or_below(curve: Sequence[Tuple[int, float]],
+                           threshold: float) -> Optional[float]:
+  """First step where the curve reaches `threshold`, linearly interpolated.
+
+  Between two points the curve is taken as a straight line, so coarse
+  curves (validation every few hundred steps) still give a step estimate.
+  None if it never gets there.
+  """
+  ordered = sorted(curve)
+  previous = None
+  for step, value in ordered:
+    if value <= threshold:
+      if previous is None or previous[1] == value:
+        return float(step)
+      s0, v0 = previous
+      return s0 + (step - s0) * (v0 - threshold) / (v0 - value)
+    previous = (step, value)
+  return None

@@ -1,0 +1,164 @@
+"""`make bench` / `make bench-quick`: which parts run, where results go.
+
+Parts (each resumable, each with its own JSON under the results folder):
+  speed    layer blocks: Switch (both dispatch modes), MoE1D switch/top-2,
+           dense; group-size and tokens sweeps        -> speed/layers.json
+  models   whole training steps, experts doubling     -> speed/models.json
+  paper    paper models: memory and all-to-all        -> speed/paper.json
+  profile  per-op profile of the layers at cf 1.0     -> speed/profile.json
+  claims   the paper's claims through the CLI         -> claims/runs.json
+Quick mode runs speed (a smaller grid), models (fewer experts), paper and
+one seed of the sample-efficiency curve at 300 steps, into quick/.
+"""
+
+import dataclasses
+import os
+import platform
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from switch_mtf.bench import claims_execute
+from switch_mtf.bench import claims_plan
+from switch_mtf.bench import claims_report
+from switch_mtf.bench import claims_runs
+from switch_mtf.bench import layer_graph
+from switch_mtf.bench import model_step
+from switch_mtf.bench import profile as profile_lib
+from switch_mtf.bench import scaling
+from switch_mtf.bench import speed
+from switch_mtf.bench import speed_report
+from switch_mtf.bench import store as store_lib
+from switch_mtf.bench import timing
+
+PARTS = ("speed", "models", "paper", "profile", "claims")
+QUICK_PARTS = ("speed", "models", "paper", "claims")
+FULL_PROTOCOL = timing.Protocol(warmup=3, rounds=6, iterations=5,
+                                forward_runs=12)
+QUICK_PROTOCOL = timing.Protocol(warmup=2, rounds=4, iterations=3,
+                                 forward_runs=6)
+MODEL_PROTOCOL = timing.Protocol(warmup=3, rounds=5, iterations=4,
+                                 forward_runs=0)
+QUICK_MODEL_PROTOCOL = timing.Protocol(warmup=2, rounds=3, iterations=3,
+                                       forward_runs=0)
+
+# The paper's models on the TPU slices they were trained on (Table 1: 32
+# TPUv3 cores for Base; the others are not published, see docs/results.md),
+# with the paper's batch of 2^20 tokens (2048 x 512 inputs, 114 targets).
+PAPER_BATCH = (
+    "utils.run.batch_size = ('tokens_per_batch', 1048576)",
+    "utils.run.sequence_length = {'inputs': 512, 'targets': 114}",
+)
+EXPERT_DATA = ("ensemble:ensemble,batch:batch,d_ff:model,heads:model,"
+               "vocab:model,experts:batch")
+EXPERT_MODEL_DATA = EXPERT_DATA + ",expert_hidden:model,d_model_split:model"
+PAPER_MODELS = (
+    ("T5-Base", "models/t5_base.gin", "batch:32", EXPERT_DATA),
+    ("Switch-Base (128 experts)", "models/switch_base.gin", "batch:32",
+     EXPERT_DATA),
+    ("MoE-Base (top-2, 128)", "models/moe_base.gin", "batch:32", EXPERT_DATA),
+    ("T5-Large", "models/t5_large.gin", "batch:32", EXPERT_DATA),
+    ("Switch-Large (128)", "models/switch_large.gin", "batch:128",
+     EXPERT_DATA),
+    ("T5-XXL", "models/t5_xxl.gin", "batch:32,model:8", EXPERT_DATA),
+    ("Switch-XXL (128)", "models/switch_xxl.gin", "batch:128,model:8",
+     EXPERT_MODEL_DATA),
+    ("Switch-C (2048)", "models/switch_c.gin", "batch:2048", EXPERT_DATA),
+)
+
+
+@dataclasses.dataclass
+class Options:
+  quick: bool = False
+  results_dir: str = "results"
+  work_dir: str = os.path.join("build", "bench")
+  parts: Sequence[str] = ()
+  threads: int = 0
+  report_only: bool = False
+  keep_checkpoints: bool = False
+  command: Optional[str] = None
+
+
+def _dirs(options: Options) -> Dict[str, str]:
+  root = os.path.join(options.results_dir, "quick") if options.quick else (
+      options.results_dir)
+  return {"speed": os.path.join(root, "speed"),
+          "claims": os.path.join(root, "claims")}
+
+
+def _machine() -> Dict[str, str]:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return {"platform": platform.platform(), "processor": platform.processor(),
+          "cpus": str(os.cpu_count()), "tensorflow": tf.__version__,
+          "date": time.strftime("%Y-%m-%d")}
+
+
+def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
+  """Runs the requested parts (resumably), writes reports; returns them."""
+  parts = list(options.parts) or list(QUICK_PARTS if options.quick
+                                      else PARTS)
+  for part in parts:
+    if part not in PARTS:
+      raise ValueError("unknown part %r; use some of %s" % (
+          part, ", ".join(PARTS)))
+  dirs = _dirs(options)
+  meta = _machine()
+  stores = {}
+  def store(name, folder):
+    stores[name] = store_lib.ResultStore(
+        os.path.join(folder, name + ".json"),
+        command=None if options.report_only else options.command, meta=meta)
+    return stores[name]
+
+  protocol = QUICK_PROTOCOL if options.quick else FULL_PROTOCOL
+  if "speed" in parts:
+    layers = store("layers", dirs["speed"])
+    if not options.report_only:
+      speed.run_suite(speed.suite(options.quick), layers, protocol,
+                      options.threads, log)
+  if "models" in parts:
+    models = store("models", dirs["speed"])
+    experts = [4, 8, 16] if options.quick else [4, 8, 16, 32, 64]
+    key = "tiny/E" + ",".join(map(str, experts))
+    if not options.report_only and not models.done(key):
+      specs = model_step.tiny_specs(experts)
+      specs["switch_tiny_E8_gather"] = model_step.ModelSpec(
+          "switch_tiny_E8_gather", ("models/switch_tiny.gin",),
+          ("num_experts = 8", "Switch.dispatch_mode = 'gather'"))
+      log("models: %s" % key)
+      models.put(key, scaling.time_models(
+          specs, QUICK_MODEL_PROTOCOL if options.quick else MODEL_PROTOCOL,
+          options.threads, log))
+  if "paper" in parts:
+    paper = store("paper", dirs["speed"])
+    for label, gin_file, mesh, layout in PAPER_MODELS:
+      if options.report_only or paper.done(label):
+        continue
+      log("paper: %s on %s" % (label, mesh))
+      paper.put(label, scaling.paper_model(label, [gin_file], mesh, layout,
+                                           PAPER_BATCH))
+  if "profile" in parts:
+    prof = store("profile", dirs["speed"])
+    for kind in layer_graph.KINDS:
+      name = "%s/E8/cf1.0/G1024/N4096" % kind
+      if options.report_only or prof.done(name):
+        continue
+      log("profile: %s" % name)
+      built = layer_graph.BuiltLayer(layer_graph.LayerSpec(kind=kind),
+                                     threads=options.threads)
+      try:
+        prof.put(name, profile_lib.profile_step(built))
+      finally:
+        built.close()
+  written = []
+  if any(p in parts for p in ("speed", "models", "paper", "profile")):
+    written.append(speed_report.write(stores, dirs["speed"]))
+  if "claims" in parts:
+    budget = claims_plan.QUICK if options.quick else claims_plan.FULL
+    plan = claims_plan.claims(budget)
+    runs_store = store("runs", dirs["claims"])
+    if not options.report_only:
+      launcher = claims_runs.Launcher(os.path.abspath(options.work_dir), log)
+      claims_execute.run_all(claims_plan.ordered_runs(plan), runs_store,
+                             launcher, log, options.keep_checkpoints)
+    written.append(claims_report.write(plan, runs_store, dirs["claims"]))
+  return written

@@ -1,0 +1,181 @@
+"""The benchmark harness logic: grids, resumable stores, ratios, parsing.
+
+No timings: these check the bookkeeping that turns runs into the numbers
+docs/results.md quotes, against hand-computed values.
+"""
+
+import json
+import math
+
+import pytest
+
+from switch_mtf.bench import claims_analysis
+from switch_mtf.bench import claims_plan
+from switch_mtf.bench import claims_runs
+from switch_mtf.bench import grid
+from switch_mtf.bench import layer_graph
+from switch_mtf.bench import speed
+from switch_mtf.bench import stats
+from switch_mtf.bench import store as store_lib
+
+
+def test_expand_is_the_cross_product_in_axis_order():
+  configs = grid.expand({"d": 256}, {"e": [8, 32], "cf": [1.0, 1.25]})
+  assert configs == [
+      {"d": 256, "e": 8, "cf": 1.0}, {"d": 256, "e": 8, "cf": 1.25},
+      {"d": 256, "e": 32, "cf": 1.0}, {"d": 256, "e": 32, "cf": 1.25}]
+
+
+@pytest.mark.parametrize("base,axes", [({}, {"e": []}),
+                                       ({"e": 8}, {"e": [16]})])
+def test_expand_rejects_empty_or_ambiguous_axes(base, axes):
+  with pytest.raises(ValueError, match="axis 'e'"):
+    grid.expand(base, axes)
+
+
+def test_config_key_ignores_order_and_unique_drops_repeats():
+  a = {"cf": 1.0, "e": 8}
+  b = {"e": 8, "cf": 1.0}
+  assert grid.config_key(a) == grid.config_key(b) == "cf=1.0,e=8"
+  assert grid.config_key({"cf": 1.25}) != grid.config_key({"cf": 1.0})
+  assert grid.unique([a, b, {"e": 16}]) == [a, {"e": 16}]
+
+
+def test_store_persists_skips_done_and_keeps_commands(tmp_path):
+  path = str(tmp_path / "r" / "layers.json")
+  first = store_lib.ResultStore(path, command="python tools/bench.py")
+  first.put("a", {"ms": 1.5})
+  assert first.pending(["a", "b"]) == ["b"]
+  # A resumed run: same file, new command; finished entries survive.
+  second = store_lib.ResultStore(path, command="python tools/bench.py -q")
+  assert second.done("a") and second.get("a") == {"ms": 1.5}
+  assert second.pending(["a", "b"]) == ["b"]
+  second.put("b", {"ms": 2.0})
+  on_disk = json.load(open(path))
+  assert [c["command"] for c in on_disk["commands"]] == [
+      "python tools/bench.py", "python tools/bench.py -q"]
+  assert sorted(on_disk["entries"]) == ["a", "b"]
+
+
+def test_store_refuses_a_foreign_json(tmp_path):
+  path = tmp_path / "other.json"
+  path.write_text('{"x": 1}')
+  with pytest.raises(ValueError, match="not a result file"):
+    store_lib.ResultStore(str(path))
+
+
+def test_stats_against_hand_values():
+  assert stats.median([3, 1, 2]) == 2
+  assert stats.median([4, 1, 3, 2]) == 2.5
+  s = stats.spread([1.0, 2.0, 3.0])
+  assert s["mean"] == 2.0 and math.isclose(s["std"], 1.0)
+  fit = stats.linear_fit([1, 2, 3], [5, 7, 9])
+  assert math.isclose(fit["slope"], 2) and math.isclose(fit["intercept"], 3)
+  assert math.isclose(fit["r2"], 1.0)
+  assert math.isclose(stats.log_log_slope([1, 2, 4], [3, 12, 48]), 2.0)
+  assert stats.moving_mean([(1, 1.0), (2, 3.0), (3, 5.0)], 2) == [
+      (2, 2.0), (3, 4.0)]
+
+
+def test_first_step_interpolates_and_reports_never():
+  curve = [(100, 5.0), (200, 4.0), (300, 3.0)]
+  assert stats.first_step_at_or_below(curve, 3.5) == 250.0
+  assert stats.first_step_at_or_below(curve, 5.0) == 100.0
+  assert stats.first_step_at_or_below(curve, 2.9) is None
+
+
+def _block_result():
+  def contender(kind, ms, **spec):
+    s = layer_graph.LayerSpec(kind=kind, **spec)
+    return {"spec": s.as_dict(), "median_ms": ms,
+            "useful_train_flops": 2e9, "executed_train_flops": 4e9}
+  contenders = {
+      "dense": contender("dense", 10.0),
+      "einsum": contender("switch_einsum", 30.0),
+      "gather": contender("switch_gather", 12.0),
+      "moe1d": contender("moe1d_switch", 24.0),
+      "moe1d_other_cf": contender("moe1d_switch", 99.0, capacity_factor=2.0),
+  }
+  return {"contenders": contenders, "probe_gflops": 400.0}
+
+
+def test_derived_ratios_pair_each_layer_with_its_own_baselines():
+  rows = speed.derived(_block_result())
+  assert rows["dense"]["x_dense"] == 1.0
+  assert rows["gather"]["x_dense"] == 1.2
+  assert rows["einsum"]["x_moe1d_switch"] == 1.25  # not the cf-2.0 MoE1D
+  assert rows["gather"]["x_moe1d_switch"] == 0.5
+  # 2e9 useful FLOPs in 12 ms = 166.7 GFLOP/s = 41.7% of a 400 GFLOP/s probe.
+  assert math.isclose(rows["gather"]["useful_gflops"], 2e9 / 12e-3 / 1e9)
+  assert math.isclose(rows["gather"]["useful_fraction_of_probe"],
+                      2e9 / 12e-3 / 1e9 / 400)
+
+
+def test_layer_spec_capacity_follows_mesh_tf():
+  spec = layer_graph.LayerSpec(kind="switch_gather", num_experts=8,
+                               capacity_factor=1.25, group_size=1024)
+  assert spec.groups_and_capacity() == {"num_groups": 4, "group_size": 1024,
+                                        "capacity": 160}
+  with pytest.raises(ValueError, match="unknown layer kind"):
+    layer_graph.LayerSpec(kind="top3")
+
+
+def test_train_log_parsing_resume_and_divergence():
+  log = ("step, tf_loss[9.5][1]\nstep, tf_loss[8.0][2]\n"
+         "INFO:tensorflow:global_step/sec: 4.0\n"
+         "step, tf_loss[7.0][3]\n"
+         # resumed from step 2's checkpoint: step 3 again, then 4
+         "step, tf_loss[6.5][3]\nstep, tf_loss[6.0][4]\n"
+         "INFO:tensorflow:global_step/sec: 5.0\n")
+  parsed = claims_runs.parse_train_log(log)
+  assert parsed["losses"] == {1: 9.5, 2: 8.0, 3: 6.5, 4: 6.0}
+  assert parsed["steps_per_sec"] == 4.5 and not parsed["diverged"]
+  assert claims_runs.parse_train_log("step, tf_loss[nan][7]\n")["diverged"]
+  assert claims_runs.curve(parsed["losses"], 2, 2) == [(2, 8.75), (4, 6.25)]
+
+
+def test_eval_log_parsing():
+  log = ("INFO:tensorflow:Saving dict for global step 250: global_step = 250,"
+         " loss = 4.5, neg_log_perplexity = -5.25\n"
+         "INFO:tensorflow:eval/local_super_glue_rte/accuracy at step 300: "
+         "55.200\n")
+  assert claims_runs.parse_eval_log(log) == {
+      250: {"global_step": 250.0, "loss": 4.5, "neg_log_perplexity": -5.25},
+      300: {"eval/local_super_glue_rte/accuracy": 55.2}}
+
+
+def _entry(val, train):
+  return {"eval": {str(s): {"neg_log_perplexity": -v} for s, v in val},
+          "train_curve_100": train, "final_train_loss": train[-1][1]}
+
+
+def test_speedup_reached_and_never_reached():
+  dense = _entry([(500, 5.0), (1000, 4.0)], [(500, 5.0), (1000, 4.0)])
+  better = _entry([(500, 4.5), (1000, 3.8)], [(500, 4.6), (1000, 3.9)])
+  worse = _entry([(500, 5.2), (1000, 4.5)], [(500, 5.3), (1000, 4.4)])
+  got = claims_analysis.speedup(better, dense,
+                                claims_analysis.claims_execute.val_curve)
+  # 4.5 at 500 -> 3.8 at 1000 crosses 4.0 at 500 + 500 * 0.5/0.7.
+  assert math.isclose(got["step_reached"], 500 + 500 * 0.5 / 0.7, abs_tol=0.1)
+  assert math.isclose(got["factor"], 1000 / (500 + 500 * 0.5 / 0.7),
+                      rel_tol=1e-3)
+  got = claims_analysis.speedup(worse, dense,
+                                claims_analysis.claims_execute.val_curve)
+  # never reaches 4.0; dense reaches Switch's final 4.5 at step 750.
+  assert got["step_reached"] is None and got["factor"] == 0.75
+
+
+def test_plan_names_are_unique_and_ordered():
+  full = claims_plan.claims(claims_plan.FULL)
+  runs = claims_plan.ordered_runs(full)
+  names = [r.name for r in runs]
+  assert len(names) == len(set(names))
+  assert len(full["sample_efficiency"]) == 15  # 5 models x 3 seeds
+  assert names[:15] == [r.name for r in sorted(
+      full["sample_efficiency"], key=lambda r: r.seed)]
+  for i, run in enumerate(runs):  # fine-tuning after its pretraining run
+    if run.init_from:
+      assert run.init_from in names[:i]
+  quick = [r.name for r in claims_plan.ordered_runs(
+      claims_plan.claims(claims_plan.QUICK))]
+  assert all(n.startswith("quick_") for n in quick) and len(quick) == 5

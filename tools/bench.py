@@ -1,0 +1,58 @@
+"""Benchmarks and the paper's claims at small scale (issue 8).
+
+  make bench          # everything, resumable: python tools/bench.py
+  make bench-quick    # < 15 min: speed ratios + one seed of the
+                      # sample-efficiency curve: python tools/bench.py --quick
+  python tools/bench.py --parts=speed,paper      # some parts only
+  python tools/bench.py --report_only             # re-write the Markdown
+
+Results (JSON + summary.md + PNGs, each JSON recording the commands that
+produced it) go to results/{speed,claims}/ (quick: results/quick/...).
+Finished blocks and runs are skipped on the next call; CLI model
+directories are scratch under --work_dir. See switch_mtf/bench/suite.py.
+"""
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="the < 15 minute subset (make bench-quick).")
+  parser.add_argument("--parts", default="",
+                      help="comma list of speed,models,paper,profile,claims.")
+  parser.add_argument("--results_dir", default="results")
+  parser.add_argument("--work_dir", default=os.path.join("build", "bench"),
+                      help="scratch folder for CLI model directories.")
+  parser.add_argument("--threads", type=int, default=0,
+                      help="TF intra/inter-op threads (0 = all cores).")
+  parser.add_argument("--report_only", action="store_true",
+                      help="only re-write the reports from stored results.")
+  parser.add_argument("--keep_checkpoints", action="store_true",
+                      help="keep CLI model directories after a run.")
+  args = parser.parse_args(argv)
+
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  tf.disable_v2_behavior()
+  tf.get_logger().setLevel("ERROR")
+  from switch_mtf.bench import store  # pylint: disable=g-import-not-at-top
+  from switch_mtf.bench import suite  # pylint: disable=g-import-not-at-top
+
+  options = suite.Options(
+      quick=args.quick, results_dir=args.results_dir, work_dir=args.work_dir,
+      parts=[p for p in args.parts.split(",") if p], threads=args.threads,
+      report_only=args.report_only, keep_checkpoints=args.keep_checkpoints,
+      command=store.current_command(
+          ["python", sys.argv[0]] + (sys.argv[1:] if argv is None else argv)))
+  for path in suite.run(options, log=lambda m: print(m, flush=True)):
+    print("wrote", path)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
