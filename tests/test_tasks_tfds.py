@@ -7,16 +7,14 @@ the metadata files such a prepared dataset has (same features) and mocks
 with them, so the read-only builder path users take is the one exercised.
 """
 
-import importlib.util
 import json
 import os
-import sys
-import types
 
 import numpy as np
 import pytest
 import seqio
 import tensorflow_datasets as tfds
+from tensorflow_datasets.testing import mocking
 from t5.data import glue_utils
 
 from switch_mtf.tasks import c4
@@ -28,26 +26,6 @@ from switch_mtf.tasks import superglue_rows
 from switch_mtf.tasks import vocab
 
 
-def _tfds_mocking():
-  """tensorflow_datasets.testing.mocking, without the package's __init__.
-
-  `tensorflow_datasets/testing/__init__.py` imports `dill` (for feature
-  tests we do not use), which the locked environment does not install; the
-  mocking module itself does not need it.
-  """
-  name = "tensorflow_datasets.testing"
-  if name not in sys.modules:
-    spec = importlib.util.find_spec(name)
-    package = types.ModuleType(name)
-    package.__path__ = list(spec.submodule_search_locations)
-    package.__spec__ = spec
-    sys.modules[name] = package
-  # pylint: disable-next=g-import-not-at-top
-  from tensorflow_datasets.testing import mocking
-  return mocking
-
-
-mocking = _tfds_mocking()
 SENTINEL_0 = vocab.VOCABULARY.vocab_size - 1
 EOS = 1
 
