@@ -71,8 +71,8 @@ class GatherDispatcher:
   """Dispatch and combine with index ops; no one-hot [G, S, E, C] tensors.
 
   Each token gets one flat slot index, expert * C + position; dropped and
-  padding tokens point at an extra trash slot that is cut off (dispatch) or
-  reads zeros (combine). Dispatch and combine are each other's adjoint, which
+  padding tokens point at a trash slot, which dispatch skips and combine
+  reads as zeros. Dispatch and combine are each other's adjoint, which
   gives both their gradients.
   """
 
@@ -120,22 +120,21 @@ def _splittable(tokens_shape: mtf.Shape):
 
 def _to_slots(tokens: mtf.Tensor, slot: mtf.Tensor,
               slots_shape: mtf.Shape) -> mtf.Tensor:
-  """Segment-sums tokens [O,G,S,M] into slots [O,E,G,C,M] (one per slot)."""
+  """Segment-sums tokens [O,G,S,M] into slots [O,E,G,C,M] (one per slot).
+
+  Segment ids already follow the [O, E, G, C] slot order, so the sum lands
+  in place (no transpose, no slicing); trash tokens get id -1, which the
+  sum skips.
+  """
   num_experts, capacity = slots_shape.dims[1].size, slots_shape.dims[3].size
 
   def tf_fn(tokens_slice, slot_slice):
-    outer, groups, group, model = tokens_slice.shape.as_list()
-    num_segments = num_experts * capacity + 1  # + trash slot
-    offsets = tf.reshape(tf.range(outer * groups) * num_segments,
-                         [outer, groups, 1])
+    outer, groups, _, model = tokens_slice.shape.as_list()
+    ids = _flat_slot_ids(slot_slice, num_experts, capacity, trash=-1)
     summed = tf.math.unsorted_segment_sum(
-        tf.reshape(tokens_slice, [outer * groups * group, model]),
-        tf.reshape(slot_slice + offsets, [-1]),
-        num_segments=outer * groups * num_segments)
-    summed = tf.reshape(summed, [outer, groups, num_segments, model])
-    summed = tf.reshape(summed[:, :, :-1, :],
-                        [outer, groups, num_experts, capacity, model])
-    return tf.transpose(summed, [0, 2, 1, 3, 4])
+        tf.reshape(tokens_slice, [-1, model]), tf.reshape(ids, [-1]),
+        num_segments=outer * num_experts * groups * capacity)
+    return tf.reshape(summed, [outer, num_experts, groups, capacity, model])
 
   def grad_fn(op, dy):
     return [_from_slots(dy, op.inputs[1], op.inputs[0].shape), None]
@@ -148,15 +147,21 @@ def _to_slots(tokens: mtf.Tensor, slot: mtf.Tensor,
 
 def _from_slots(slots: mtf.Tensor, slot: mtf.Tensor,
                 tokens_shape: mtf.Shape) -> mtf.Tensor:
-  """Gathers each token's slot [O,E,G,C,M] -> [O,G,S,M]; trash reads 0."""
+  """Gathers each token's slot [O,E,G,C,M] -> [O,G,S,M]; trash reads 0.
+
+  Slots are read in their own [O, E, G, C] order (no transpose); one zero
+  row appended after the last slot serves every trash token.
+  """
 
   def tf_fn(slots_slice, slot_slice):
     outer, num_experts, groups, capacity, model = (
         slots_slice.shape.as_list())
-    flat = tf.reshape(tf.transpose(slots_slice, [0, 2, 1, 3, 4]),
-                      [outer, groups, num_experts * capacity, model])
-    flat = tf.pad(flat, [[0, 0], [0, 0], [0, 1], [0, 0]])  # trash slot = 0
-    return tf.gather(flat, slot_slice, axis=2, batch_dims=2)
+    num_slots = outer * num_experts * groups * capacity
+    flat = tf.pad(tf.reshape(slots_slice, [num_slots, model]),
+                  [[0, 1], [0, 0]])
+    ids = _flat_slot_ids(slot_slice, num_experts, capacity, trash=num_slots)
+    return tf.reshape(tf.gather(flat, tf.reshape(ids, [-1])),
+                      slot_slice.shape.as_list() + [model])
 
   def grad_fn(op, dy):
     return [_to_slots(dy, op.inputs[1], op.inputs[0].shape), None]
@@ -166,3 +171,17 @@ def _from_slots(slots: mtf.Tensor, slot: mtf.Tensor,
                        splittable_dims=_splittable(tokens_shape),
                        grad_function=grad_fn, name="switch_from_slots")
 
+
+def _flat_slot_ids(slot_slice: tf.Tensor, num_experts: int, capacity: int,
+                   trash: int) -> tf.Tensor:
+  """Per-group slots (expert * C + position) -> ids into a flat [O,E,G,C].
+
+  Tokens without a slot (index E * C: dropped or padding) get `trash`.
+  """
+  outer, groups, _ = slot_slice.shape.as_list()
+  outer_index = tf.reshape(tf.range(outer), [outer, 1, 1])
+  group_index = tf.reshape(tf.range(groups), [1, groups, 1])
+  ids = ((outer_index * num_experts + slot_slice // capacity) * groups
+         + group_index) * capacity + slot_slice % capacity
+  return tf.where(slot_slice < num_experts * capacity, ids,
+                  tf.fill(tf.shape(ids), trash))
