@@ -1,0 +1,160 @@
+"""Scalars from TensorBoard event files, local or on GCS, and writing them.
+
+A model dir gets one event file per process that trained in it: a run that
+was interrupted and resumed has several, and the steps between its last
+checkpoint and the interruption appear twice (the resumed process redid
+them). `read_scalars` keeps the later copy of each step; `wall_clock` turns
+event times into training time that counts each process's start-up but not
+the time lost to interruptions.
+"""
+
+import dataclasses
+import os
+import re
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+EVENT_GLOB = "events.out.tfevents.*"
+# The demo's per-step copy of the CLI's printed loss (see pipeline.py).
+PER_STEP_DIR = "train_per_step"
+PER_STEP_LOSS_TAG = "loss"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalarPoint:
+  step: int
+  value: float
+  wall_time: float
+  segment: int  # index of the event file (= training process), in order
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+  """One event file: one process's stay in a directory."""
+  path: str
+  start_time: float  # its first event (written when the writer opened)
+
+
+def event_files(directory: str) -> List[str]:
+  """The directory's event files, oldest first (by the time in the name)."""
+  paths = tf.io.gfile.glob(os.path.join(directory, EVENT_GLOB))
+
+  def created(path):
+    match = re.search(r"tfevents\.(\d+)", os.path.basename(path))
+    return (int(match.group(1)) if match else 0, path)
+  return sorted(paths, key=created)
+
+
+def _value(value) -> Optional[float]:
+  if value.HasField("simple_value"):
+    return float(value.simple_value)
+  if value.HasField("tensor"):
+    array = tf.make_ndarray(value.tensor)
+    if array.size == 1 and array.dtype.kind in "fiu":
+      return float(array.reshape(()))
+  return None
+
+
+def read_scalars(
+    directory: str,
+    keep_tag: Callable[[str], bool] = lambda tag: True,
+) -> Tuple[Dict[str, List[ScalarPoint]], List[Segment]]:
+  """tag -> points sorted by step (latest write per step); and the segments.
+
+  Reads every event file directly in `directory` (not subdirectories).
+  """
+  by_tag: Dict[str, Dict[int, ScalarPoint]] = {}
+  segments = []
+  for index, path in enumerate(event_files(directory)):
+    start = None
+    try:
+      for event in tf.compat.v1.train.summary_iterator(path):
+        if start is None:
+          start = event.wall_time
+        for value in event.summary.value:
+          if not keep_tag(value.tag):
+            continue
+          number = _value(value)
+          if number is None:
+            continue
+          by_tag.setdefault(value.tag, {})[event.step] = ScalarPoint(
+              int(event.step), number, event.wall_time, index)
+    except tf.errors.DataLossError:
+      pass  # A process killed mid-write truncates its last record.
+    segments.append(Segment(path, start if start is not None else 0.0))
+  scalars = {tag: [points[s] for s in sorted(points)]
+             for tag, points in by_tag.items()}
+  return scalars, segments
+
+
+def wall_clock(points: Sequence[ScalarPoint],
+               segments: Sequence[Segment]) -> List[Tuple[float, float]]:
+  """(seconds of training time, value) per point.
+
+  Time within a process counts from its event file's first event, so its
+  start-up (imports, graph, session) is included; when a later process
+  resumed, the earlier one counts only up to its last point that was kept,
+  so the redone steps and the downtime between the processes are not.
+  """
+  offset = 0.0
+  last_kept: Dict[int, float] = {}
+  for point in points:
+    last_kept[point.segment] = max(last_kept.get(point.segment, 0.0),
+                                   point.wall_time)
+  offsets = {}
+  for index in sorted(last_kept):
+    offsets[index] = offset
+    offset += last_kept[index] - segments[index].start_time
+  return [(offsets[p.segment] + p.wall_time - segments[p.segment].start_time,
+           p.value) for p in points]
+
+
+def list_subdirs(directory: str) -> List[str]:
+  """Immediate subdirectories (names), sorted."""
+  if not tf.io.gfile.isdir(directory):
+    return []
+  return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(directory)
+                if tf.io.gfile.isdir(os.path.join(directory, name)))
+
+
+class ScalarWriter:
+  """Appends scalars to a new event file in `directory` (one per process).
+
+  The file is opened at construction, so its first event marks the start of
+  the process that writes it (see `wall_clock`).
+  """
+
+  def __init__(self, directory: str):
+    # Creating the writer writes the file's first (file_version) event.
+    self._writer = tf.summary.create_file_writer(directory)
+
+  def write(self, tag: str, step: int, value: float) -> None:
+    with self._writer.as_default():
+      tf.summary.scalar(tag, value, step=step)
+
+  def flush(self) -> None:
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def moving_mean(values: Iterable[float], window: int) -> np.ndarray:
+  """Trailing mean over `window` values (shorter at the start)."""
+  values = np.asarray(list(values), dtype=np.float64)
+  if values.size == 0 or window <= 1:
+    return values
+  cumulative = np.cumsum(np.insert(values, 0, 0.0))
+  out = np.empty_like(values)
+  for i in range(values.size):
+    lo = max(0, i + 1 - window)
+    out[i] = (cumulative[i + 1] - cumulative[lo]) / (i + 1 - lo)
+  return out
+
+
+def quiet_tensorflow_logs() -> None:
+  """Hides TF's Python deprecation notices (summary_iterator prints one per
+  file read): in a tool's output they are noise."""
+  tf.get_logger().setLevel("ERROR")

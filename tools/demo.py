@@ -1,0 +1,95 @@
+"""`make demo`: pretrain Switch and dense, fine-tune, evaluate, report.
+
+Interrupt it any time (Ctrl-C, kill) and run the same command again: it
+resumes from the last checkpoint and skips what is done. Examples:
+
+  make demo
+  make demo DEMO_ARGS="--pretrain_steps=3000 --gin_param=d_model=256"
+  .venv/bin/python tools/demo.py --run_dir=runs/rte \\
+      --finetune_task=local_super_glue_rte
+"""
+
+import argparse
+import os
+import sys
+
+# Before TensorFlow loads: keep its C++ start-up notices off the terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=wrong-import-position
+from switch_mtf import demo
+from switch_mtf import events
+from switch_mtf import pipeline
+
+
+def parse_args(argv):
+  defaults = demo.DemoConfig(run_dir="runs/demo")
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  parser.add_argument("--run_dir", default=defaults.run_dir,
+                      help="where all model dirs and the report go "
+                      "(default: %(default)s)")
+  for name, help_text in (
+      ("pretrain_steps", "pretraining steps of each model"),
+      ("finetune_steps", "fine-tuning steps of the Switch model"),
+      ("checkpoint_every", "pretraining checkpoint interval (steps)"),
+      ("finetune_checkpoint_every", "fine-tuning checkpoint interval"),
+      ("validation_batches", "batches of 32 for the validation loss"),
+      ("seed", "data seed, the same for both models")):
+    parser.add_argument("--" + name, type=int,
+                        default=getattr(defaults, name),
+                        help="%s (default: %%(default)s)" % help_text)
+  for name, help_text in (
+      ("task", "pretraining task or mixture"),
+      ("finetune_task", "fine-tuning task (an embedded SuperGLUE task)"),
+      ("eval_task", "task to evaluate (default: --finetune_task)"),
+      ("switch_gin", "Switch model gin file"),
+      ("dense_gin", "dense model gin file")):
+    parser.add_argument("--" + name, default=getattr(defaults, name),
+                        help="%s (default: %%(default)s)" % help_text)
+  parser.add_argument("--expert_dropout_rate", type=float,
+                      default=defaults.expert_dropout_rate,
+                      help="dropout inside the experts when fine-tuning "
+                      "(default: %(default)s, the paper's)")
+  for name, who in (("gin_param", "both models"),
+                    ("switch_gin_param", "the Switch model"),
+                    ("dense_gin_param", "the dense model"),
+                    ("finetune_gin_param", "fine-tuning and its eval")):
+    parser.add_argument("--" + name, action="append", default=[],
+                        help="gin binding for %s, e.g. d_model=256 "
+                        "(repeatable)" % who)
+  return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  events.quiet_tensorflow_logs()
+  pipeline.raise_keyboard_interrupt_on_sigterm()
+  try:
+    config = demo.DemoConfig(
+        run_dir=args.run_dir, pretrain_steps=args.pretrain_steps,
+        finetune_steps=args.finetune_steps, task=args.task,
+        finetune_task=args.finetune_task, eval_task=args.eval_task,
+        switch_gin=args.switch_gin, dense_gin=args.dense_gin,
+        gin_params=tuple(args.gin_param),
+        switch_gin_params=tuple(args.switch_gin_param),
+        dense_gin_params=tuple(args.dense_gin_param),
+        finetune_gin_params=tuple(args.finetune_gin_param),
+        expert_dropout_rate=args.expert_dropout_rate,
+        checkpoint_every=args.checkpoint_every,
+        finetune_checkpoint_every=args.finetune_checkpoint_every,
+        validation_batches=args.validation_batches, seed=args.seed)
+    demo.run(config)
+  except (pipeline.Interrupted, KeyboardInterrupt) as error:
+    print("\n%s" % (error if isinstance(error, pipeline.Interrupted) else
+                    "Interrupted. Run the same command again to resume."),
+          file=sys.stderr)
+    return 130
+  except (pipeline.PhaseFailed, ValueError, RuntimeError) as error:
+    print("\nmake demo failed: %s" % error, file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
