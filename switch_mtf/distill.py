@@ -64,6 +64,16 @@ def resolve_checkpoint(path: Optional[str]) -> str:
   return path
 
 
+@gin.configurable(module="switch_mtf")
+def checked_teacher_checkpoint(path: Optional[str] = None) -> str:
+  """resolve_checkpoint as a gin value: a missing teacher fails at start-up.
+
+  For `utils.run.init_checkpoint`, which Mesh TF would otherwise skip when
+  None (training the model from scratch without a word).
+  """
+  return resolve_checkpoint(path)
+
+
 def checkpoint_shapes(prefix: str) -> Shapes:
   """Variable name -> shape of every tensor stored in a checkpoint."""
   return {name: tuple(shape)

@@ -130,6 +130,15 @@ def _build_student_teacher():
   return m, model, logits, loss
 
 
+def _variable_shapes(build):
+  """Variable name -> shape of the model `build` creates on the batch."""
+  with tf.Graph().as_default():
+    m = _Mesh()
+    model = build()
+    model.call_simple(m.inputs, m.targets, compute_loss=True, mode=EVAL)
+    return {v.name: v.shape.to_integer_list for v in m.graph.all_variables}
+
+
 def _run_student_teacher(step):
   """Student logits and loss at global step `step`, teacher from its ckpt."""
   with tf.Graph().as_default():
@@ -231,6 +240,26 @@ def test_student_shapes_checked_only_when_initialised_from_teacher(
          "student/DenseReluDense.hidden_size = 256")
   with tf.Graph().as_default():
     _build_student_teacher()
+
+
+def test_init_only_ablation_is_the_student_without_a_teacher(recipe, tmp_path):
+  recipe("FRACTION_SOFT = 0.0")  # the student alone, under student/
+  student = _variable_shapes(lambda: transformer.make_bi_student_teacher(
+      **_model_kwargs()))
+  with gin.unlock_config():
+    gin.parse_config_file("distill/init_only.gin")
+  alone = _variable_shapes(lambda: transformer.make_bitransformer(
+      **_model_kwargs()))
+  assert {"student/" + name: shape for name, shape in alone.items()} == student
+  assert gin.query_parameter("utils.run.model_type") == "bitransformer"
+  # The teacher checkpoint is required, not silently skipped.
+  with pytest.raises(distill.DistillationConfigError,
+                     match="No teacher checkpoint"):
+    distill.checked_teacher_checkpoint()
+  with gin.unlock_config():
+    gin.bind_parameter("%TEACHER_CHECKPOINT", str(tmp_path / "missing"))
+  with pytest.raises(distill.DistillationConfigError, match="not found"):
+    distill.checked_teacher_checkpoint()
 
 
 def test_missing_checkpoint_names_the_path_and_the_flag(tmp_path):
