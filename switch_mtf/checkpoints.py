@@ -91,7 +91,9 @@ def verify(model_dir: str, step: int) -> None:
     reader = tf.train.load_checkpoint(path)
     for name in reader.get_variable_to_shape_map():
       reader.get_tensor(name)
-  except (tf.errors.OpError, ValueError) as error:
+  # A truncated data file surfaces as IndexError ("Read less bytes than
+  # requested"), a bad checksum as DataLossError (an OpError).
+  except (tf.errors.OpError, ValueError, IndexError) as error:
     raise CorruptCheckpointError(path, str(error).splitlines()[0]) from error
 
 

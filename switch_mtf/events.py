@@ -10,7 +10,6 @@ the time lost to interruptions.
 
 import dataclasses
 import os
-import re
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -38,13 +37,8 @@ class Segment:
 
 
 def event_files(directory: str) -> List[str]:
-  """The directory's event files, oldest first (by the time in the name)."""
-  paths = tf.io.gfile.glob(os.path.join(directory, EVENT_GLOB))
-
-  def created(path):
-    match = re.search(r"tfevents\.(\d+)", os.path.basename(path))
-    return (int(match.group(1)) if match else 0, path)
-  return sorted(paths, key=created)
+  """The directory's event files (any order; read_scalars orders them)."""
+  return tf.io.gfile.glob(os.path.join(directory, EVENT_GLOB))
 
 
 def _value(value) -> Optional[float]:
@@ -57,33 +51,43 @@ def _value(value) -> Optional[float]:
   return None
 
 
+def _read_file(path: str, keep_tag: Callable[[str], bool]):
+  """(first event's wall time, [(tag, step, value, wall_time)])."""
+  start, values = None, []
+  try:
+    for event in tf.compat.v1.train.summary_iterator(path):
+      if start is None:
+        start = event.wall_time
+      for value in event.summary.value:
+        if keep_tag(value.tag):
+          number = _value(value)
+          if number is not None:
+            values.append((value.tag, int(event.step), number,
+                           event.wall_time))
+  except tf.errors.DataLossError:
+    pass  # A process killed mid-write truncates its last record.
+  return (start if start is not None else 0.0), values
+
+
 def read_scalars(
     directory: str,
     keep_tag: Callable[[str], bool] = lambda tag: True,
 ) -> Tuple[Dict[str, List[ScalarPoint]], List[Segment]]:
-  """tag -> points sorted by step (latest write per step); and the segments.
+  """tag -> points sorted by step; and the segments, oldest first.
 
-  Reads every event file directly in `directory` (not subdirectories).
+  Reads every event file directly in `directory` (not subdirectories). When
+  several files have the same tag and step, the newest file's value wins.
   """
+  files = sorted((_read_file(path, keep_tag) + (path,)
+                  for path in event_files(directory)),
+                 key=lambda item: (item[0], item[2]))
   by_tag: Dict[str, Dict[int, ScalarPoint]] = {}
   segments = []
-  for index, path in enumerate(event_files(directory)):
-    start = None
-    try:
-      for event in tf.compat.v1.train.summary_iterator(path):
-        if start is None:
-          start = event.wall_time
-        for value in event.summary.value:
-          if not keep_tag(value.tag):
-            continue
-          number = _value(value)
-          if number is None:
-            continue
-          by_tag.setdefault(value.tag, {})[event.step] = ScalarPoint(
-              int(event.step), number, event.wall_time, index)
-    except tf.errors.DataLossError:
-      pass  # A process killed mid-write truncates its last record.
-    segments.append(Segment(path, start if start is not None else 0.0))
+  for index, (start, values, path) in enumerate(files):
+    segments.append(Segment(path, start))
+    for tag, step, number, wall_time in values:
+      by_tag.setdefault(tag, {})[step] = ScalarPoint(step, number, wall_time,
+                                                     index)
   scalars = {tag: [points[s] for s in sorted(points)]
              for tag, points in by_tag.items()}
   return scalars, segments

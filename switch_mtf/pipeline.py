@@ -211,9 +211,14 @@ def _spawn(command: List[str]) -> subprocess.Popen:
 
 
 def _stop(process: subprocess.Popen) -> None:
-  """SIGINT (as Ctrl-C), then SIGTERM, then SIGKILL, until it exits."""
-  for sig, wait in ((signal.SIGINT, 15), (signal.SIGTERM, 10),
-                    (signal.SIGKILL, 10)):
+  """SIGTERM, then SIGKILL, until it exits.
+
+  Not SIGINT: the CLI can take many seconds to notice a KeyboardInterrupt
+  (it is checked between steps, and a checkpoint save is one long call),
+  and an immediate stop is safe: an interrupted save is never restored and
+  its leftovers are removed before the next run (checkpoints.py).
+  """
+  for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
     if process.poll() is not None:
       return
     try:
