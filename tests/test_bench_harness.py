@@ -120,17 +120,19 @@ def test_layer_spec_capacity_follows_mesh_tf():
     layer_graph.LayerSpec(kind="top3")
 
 
-def test_train_log_parsing_resume_and_divergence():
-  log = ("step, tf_loss[9.5][1]\nstep, tf_loss[8.0][2]\n"
-         "INFO:tensorflow:global_step/sec: 4.0\n"
-         "step, tf_loss[7.0][3]\n"
-         # resumed from step 2's checkpoint: step 3 again, then 4
-         "step, tf_loss[6.5][3]\nstep, tf_loss[6.0][4]\n"
-         "INFO:tensorflow:global_step/sec: 5.0\n")
-  parsed = claims_runs.parse_train_log(log)
+def test_train_log_parsing_counts_steps_and_resumes():
+  # The printed global step lags; steps are counted from the checkpoint.
+  first = ("INFO:tensorflow:Saving checkpoints for 0 into /m/model.ckpt.\n"
+           "step, tf_loss[9.5][1]\nstep, tf_loss[8.0][1]\n"
+           "step, tf_loss[7.0][3]\n")
+  # Resumed from the step-2 checkpoint: step 3 is redone, then step 4.
+  second = ("INFO:tensorflow:Restoring parameters from /m/model.ckpt-2\n"
+            "step, tf_loss[6.5][3]\nstep, tf_loss[6.0][3]\n")
+  parsed = claims_runs.parse_train_logs([first, second])
   assert parsed["losses"] == {1: 9.5, 2: 8.0, 3: 6.5, 4: 6.0}
-  assert parsed["steps_per_sec"] == 4.5 and not parsed["diverged"]
-  assert claims_runs.parse_train_log("step, tf_loss[nan][7]\n")["diverged"]
+  assert not parsed["diverged"]
+  assert claims_runs.parse_train_logs(
+      [first + "step, tf_loss[nan][4]\n"])["diverged"]
   assert claims_runs.curve(parsed["losses"], 2, 2) == [(2, 8.75), (4, 6.25)]
 
 
@@ -179,3 +181,46 @@ def test_plan_names_are_unique_and_ordered():
   quick = [r.name for r in claims_plan.ordered_runs(
       claims_plan.claims(claims_plan.QUICK))]
   assert all(n.startswith("quick_") for n in quick) and len(quick) == 5
+
+
+class _FakeLauncher(claims_runs.Launcher):
+  """Writes a synthetic CLI log instead of running the CLI."""
+
+  def __init__(self, work_dir):
+    super().__init__(work_dir, log=lambda message: None)
+    self.commands = []
+
+  def execute(self, command, log_path):
+    self.commands.append(command)
+    with open(log_path, "w") as f:
+      if "--gin_file=perplexity_eval.gin" in command:
+        f.write("INFO:tensorflow:Saving dict for global step 4: "
+                "neg_log_perplexity = -5.5\n")
+      else:
+        f.write("INFO:tensorflow:Saving checkpoints for 0 into m.\n")
+        f.write("".join("step, tf_loss[%g][%d]\n" % (9 - i, i)
+                        for i in range(1, 5)))
+    return 0, 0.1
+
+
+def test_run_all_skips_finished_runs_and_stores_the_rest(tmp_path):
+  from switch_mtf.bench import claims_execute  # pylint: disable=g-import-not-at-top
+  runs = [claims_runs.Run(name="a_s0", model_gin="models/t5_tiny.gin",
+                          train_steps=4),
+          claims_runs.Run(name="b_s0", model_gin="models/t5_tiny.gin",
+                          train_steps=4)]
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  store.put("a_s0", {"final_train_loss": 1.0})
+  launcher = _FakeLauncher(str(tmp_path / "work"))
+  claims_execute.run_all(runs, store, launcher, log=lambda message: None,
+                         keep_checkpoints=False)
+  # Only b trained and evaluated; a's entry is untouched.
+  assert [c[1] for c in launcher.commands] == [
+      "--model_dir=" + launcher.model_dir(runs[1])] * 2
+  assert store.get("a_s0") == {"final_train_loss": 1.0}
+  entry = store.get("b_s0")
+  assert entry["steps_logged"] == 4 and not entry["diverged"]
+  assert entry["final_eval"] == {"neg_log_perplexity": -5.5, "step": 4}
+  assert "--gin_param=utils.run.train_steps = 4" in entry["train_command"]
+  # Its scratch model directory is gone (no later run starts from it).
+  assert not (tmp_path / "work" / "b_s0").exists()

@@ -33,6 +33,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                       help="TF intra/inter-op threads (0 = all cores).")
   parser.add_argument("--report_only", action="store_true",
                       help="only re-write the reports from stored results.")
+  parser.add_argument("--runs", default="",
+                      help="comma list of claim run names or patterns "
+                      "(e.g. 'dense_s0,switch_E8_*'); default all.")
   parser.add_argument("--keep_checkpoints", action="store_true",
                       help="keep CLI model directories after a run.")
   args = parser.parse_args(argv)
@@ -47,6 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       quick=args.quick, results_dir=args.results_dir, work_dir=args.work_dir,
       parts=[p for p in args.parts.split(",") if p], threads=args.threads,
       report_only=args.report_only, keep_checkpoints=args.keep_checkpoints,
+      run_filter=[r for r in args.runs.split(",") if r],
       command=store.current_command(
           ["python", sys.argv[0]] + (sys.argv[1:] if argv is None else argv)))
   for path in suite.run(options, log=lambda m: print(m, flush=True)):

@@ -10,10 +10,10 @@ scratch directory beside the checkpoints.
 import os
 import shlex
 import shutil
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
+from switch_mtf import run_data
 from switch_mtf.bench import claims_runs
-from switch_mtf.bench import events
 from switch_mtf.bench import stats
 from switch_mtf.bench import store as store_lib
 
@@ -23,9 +23,16 @@ FINAL_WINDOW = 100  # steps averaged for the final training loss
 def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
             launcher: claims_runs.Launcher,
             log: Callable[[str], None] = print,
-            keep_checkpoints: bool = True) -> None:
-  """Trains and evaluates every run the store lacks, in the given order."""
-  by_name = {r.name: r for r in runs}
+            keep_checkpoints: bool = True,
+            plan_runs: Sequence[claims_runs.Run] = ()) -> None:
+  """Trains and evaluates every run the store lacks, in the given order.
+
+  plan_runs: every run of the plan (default: `runs`), where fine-tuning runs
+  find the pretraining run they start from. Model directories are deleted
+  after a run unless keep_checkpoints or some planned run starts from it.
+  """
+  by_name = {r.name: r for r in list(plan_runs) + list(runs)}
+  needed = {r.init_from for r in by_name.values() if r.init_from}
   for index, run in enumerate(runs):
     if store.done(run.name):
       log("claims: %s done, skipped" % run.name)
@@ -34,18 +41,17 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
     if run.init_from and init_run is None:
       raise ValueError("run %s starts from %s, which is not planned; plan "
                        "the pretraining run too." % (run.name, run.init_from))
+    if init_run and not store.done(init_run.name):
+      log("claims: %s skipped: its pretraining run %s has not run yet"
+          % (run.name, init_run.name))
+      continue
     log("claims: [%d/%d] %s" % (index + 1, len(runs), run.name))
     store.put(run.name, execute(run, launcher, init_run))
     entry = store.get(run.name)
     log("claims: %s final train loss %s, eval %s" % (
         run.name, entry["final_train_loss"], entry.get("final_eval")))
-    if not keep_checkpoints and not _needed_later(run, runs[index + 1:]):
+    if not keep_checkpoints and run.name not in needed:
       shutil.rmtree(launcher.model_dir(run), ignore_errors=True)
-
-
-def _needed_later(run: claims_runs.Run,
-                  later: Sequence[claims_runs.Run]) -> bool:
-  return any(r.init_from == run.name for r in later)
 
 
 def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
@@ -54,25 +60,28 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
   init_steps = init_run.train_steps if init_run else 0
   model_dir = launcher.model_dir(run)
   train_cmd = launcher.train_command(run, init_run, init_steps)
-  eval_cmd = launcher.eval_command(run, init_run, init_steps)
-  attempt = len([f for f in os.listdir(model_dir) if f.startswith("train")]
+  eval_cmd = (launcher.eval_command(run, init_run, init_steps)
+              if run.eval_kind != "none" else None)
+  attempt = len([f for f in os.listdir(model_dir) if f.startswith("train.")]
                 ) if os.path.isdir(model_dir) else 0
   os.makedirs(model_dir, exist_ok=True)
   train_log = os.path.join(model_dir, "train.%d.log" % attempt)
   code, train_seconds = launcher.execute(train_cmd, train_log)
-  text = ""
-  for name in sorted(os.listdir(model_dir)):
-    if name.startswith("train.") and name.endswith(".log"):
-      with open(os.path.join(model_dir, name)) as f:
-        text += f.read()
-  train = claims_runs.parse_train_log(text)
+  texts = []
+  for index in range(attempt + 1):
+    with open(os.path.join(model_dir, "train.%d.log" % index)) as f:
+      texts.append(f.read())
+  train = claims_runs.parse_train_logs(texts)
+  data = run_data.collect(model_dir)
   entry: Dict[str, Any] = {
       "run": run.as_dict(),
       "train_command": " ".join(shlex.quote(c) for c in train_cmd),
-      "eval_command": " ".join(shlex.quote(c) for c in eval_cmd),
+      "eval_command": (" ".join(shlex.quote(c) for c in eval_cmd)
+                       if eval_cmd else None),
       "train_exit_code": code,
       "train_seconds": round(train_seconds, 1),
-      "steps_per_sec": train["steps_per_sec"],
+      "steps_per_sec": data.steps_per_second,
+      "params": data.parameters,
       "diverged": train["diverged"],
       "steps_logged": len(train["losses"]),
       "train_curve_10": claims_runs.curve(train["losses"], 10, 10),
@@ -80,13 +89,12 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
   }
   final = claims_runs.curve(train["losses"], FINAL_WINDOW, 1)
   entry["final_train_loss"] = final[-1][1] if final else None
-  dropped = events.mean_over_layers(events.read_scalars(model_dir),
-                                    events.DROPPED)
-  entry["tokens_dropped_fraction"] = [(s, round(v, 5)) for s, v in dropped]
+  entry["tokens_dropped_fraction"] = _mean_over_layers(
+      data, "tokens_dropped_fraction")
   if code != 0 and not train["diverged"]:
     entry["error"] = "training exited with %d; see %s" % (code, train_log)
     return entry
-  if train["diverged"]:
+  if train["diverged"] or run.eval_kind == "none":
     return entry
   eval_log = os.path.join(model_dir, "eval.log")
   code, eval_seconds = launcher.execute(eval_cmd, eval_log)
@@ -101,6 +109,16 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
     last = max(evaluation)
     entry["final_eval"] = dict(evaluation[last], step=last)
   return entry
+
+
+def _mean_over_layers(data: run_data.RunData, metric: str) -> List:
+  """(step, mean over the Switch layers) of a router metric."""
+  by_step: Dict[float, List[float]] = {}
+  for layer in data.router.values():
+    for step, value in layer.scalars.get(metric, []):
+      by_step.setdefault(step, []).append(value)
+  return [(int(s), round(sum(v) / len(v), 5))
+          for s, v in sorted(by_step.items())]
 
 
 def val_curve(entry: Dict[str, Any], metric: str = "neg_log_perplexity"

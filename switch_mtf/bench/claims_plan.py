@@ -34,12 +34,14 @@ class Budget:
   finetune_steps: int
   checkpoint_every: int
   prefix: str  # run-name prefix; quick and full runs never mix
+  eval_kind: str = "perplexity"  # of pretraining runs; "none" = skip
 
 
 FULL = Budget(steps=1500, seeds=3, finetune_steps=400, checkpoint_every=250,
               prefix="")
-QUICK = Budget(steps=300, seeds=1, finetune_steps=0, checkpoint_every=100,
-               prefix="quick_")
+# Quick: training loss only (a separate eval process would double the time).
+QUICK = Budget(steps=250, seeds=1, finetune_steps=0, checkpoint_every=250,
+               prefix="quick_", eval_kind="none")
 
 
 def _run(budget: Budget, name: str, seed: int, model_gin: str,
@@ -47,7 +49,8 @@ def _run(budget: Budget, name: str, seed: int, model_gin: str,
   return Run(name="%s%s_s%d" % (budget.prefix, name, seed),
              model_gin=model_gin, gin_params=tuple(params), seed=seed,
              train_steps=kwargs.pop("train_steps", budget.steps),
-             checkpoint_every=budget.checkpoint_every, **kwargs)
+             checkpoint_every=budget.checkpoint_every,
+             eval_kind=kwargs.pop("eval_kind", budget.eval_kind), **kwargs)
 
 
 def dense(budget: Budget, seed: int, **kwargs) -> Run:

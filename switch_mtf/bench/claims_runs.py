@@ -12,26 +12,19 @@ interrupted mid-way restarts from its model directory's last checkpoint.
 import dataclasses
 import math
 import os
-import re
 import shlex
 import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from switch_mtf import cli_progress
 from switch_mtf.bench import stats
 
 PRETRAIN_MIXTURE = "wiki_span_corruption"
 # Validation: 21 batches x 32 sequences = 672 examples (the anchor's).
 PERPLEXITY_EVAL_STEPS = 21
-LOSS_LINE = re.compile(r"step, tf_loss\[([^\]]+)\]\[(\d+)\]")
-STEPS_PER_SEC_LINE = re.compile(r"INFO:tensorflow:global_step/sec: ([0-9.eE+-]+)")
-EVAL_DICT_LINE = re.compile(
-    r"INFO:tensorflow:Saving dict for global step (\d+): (.*)$", re.M)
-EVAL_METRIC_LINE = re.compile(
-    r"INFO:tensorflow:(eval/\S+) at step (\d+): ([0-9.eE+-]+|nan)")
-DIVERGED_MARKERS = ("NaN loss during training", "tf_loss[nan]",
-                    "tf_loss[inf]", "tf_loss[-nan]")
+DIVERGED_MARKERS = ("NaN loss during training",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +40,7 @@ class Run:
   activation_dtype: str = "float32"
   checkpoint_every: int = 250
   init_from: Optional[str] = None  # name of the pretraining run to start from
-  eval_kind: str = "perplexity"  # or "decode" (the task's metrics)
+  eval_kind: str = "perplexity"  # "decode" (the task's metrics) or "none"
 
   def as_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -127,35 +120,35 @@ class Launcher:
     return code, time.time() - start
 
 
-def parse_train_log(text: str) -> Dict[str, Any]:
-  """Per-step total loss, median steps/s and whether the loss blew up.
+def parse_train_logs(texts: Sequence[str]) -> Dict[str, Any]:
+  """Per-step total loss and whether it blew up, from the CLI's logs.
 
-  The CLI prints `step, tf_loss[loss][global step]` once per step. A resumed
-  run re-prints the steps after its last checkpoint; the later values win.
+  One text per training process, in order (a resumed run has several);
+  cli_progress.LogParser numbers the printed steps, and a resumed process's
+  re-done steps replace the lost ones.
   """
-  losses = {int(m.group(2)): float(m.group(1))
-            for m in LOSS_LINE.finditer(text)}
-  rates = [float(m.group(1)) for m in STEPS_PER_SEC_LINE.finditer(text)]
-  diverged = any(marker in text for marker in DIVERGED_MARKERS) or any(
-      not math.isfinite(v) for v in losses.values())
-  return {"losses": losses,
-          "steps_per_sec": stats.median(rates) if rates else None,
-          "diverged": diverged}
+  losses: Dict[int, float] = {}
+  for text in texts:
+    parser = cli_progress.LogParser()
+    for line in text.splitlines():
+      event = parser.feed(line)
+      if isinstance(event, cli_progress.StepLoss):
+        losses[event.step] = event.loss
+  diverged = any(marker in text for text in texts
+                 for marker in DIVERGED_MARKERS) or any(
+                     not math.isfinite(v) for v in losses.values())
+  return {"losses": dict(sorted(losses.items())), "diverged": diverged}
 
 
 def parse_eval_log(text: str) -> Dict[int, Dict[str, float]]:
   """step -> metrics, from perplexity dicts and decoded-metric lines."""
   out: Dict[int, Dict[str, float]] = {}
-  for m in EVAL_DICT_LINE.finditer(text):
-    step = int(m.group(1))
-    for pair in m.group(2).split(", "):
-      key, _, value = pair.partition(" = ")
-      try:
-        out.setdefault(step, {})[key] = float(value)
-      except ValueError:
-        continue
-  for m in EVAL_METRIC_LINE.finditer(text):
-    out.setdefault(int(m.group(2)), {})[m.group(1)] = float(m.group(3))
+  for line in text.splitlines():
+    event = cli_progress.parse_line(line)
+    if isinstance(event, cli_progress.EvalResults):
+      out.setdefault(event.step, {}).update(event.values)
+    elif isinstance(event, cli_progress.EvalMetric):
+      out.setdefault(event.step, {})[event.tag] = event.value
   return out
 
 

@@ -12,6 +12,7 @@ one seed of the sample-efficiency curve at 300 steps, into quick/.
 """
 
 import dataclasses
+import fnmatch
 import os
 import platform
 import time
@@ -34,35 +35,32 @@ PARTS = ("speed", "models", "paper", "profile", "claims")
 QUICK_PARTS = ("speed", "models", "paper", "claims")
 FULL_PROTOCOL = timing.Protocol(warmup=3, rounds=6, iterations=5,
                                 forward_runs=12)
-QUICK_PROTOCOL = timing.Protocol(warmup=2, rounds=4, iterations=3,
-                                 forward_runs=6)
+QUICK_PROTOCOL = timing.Protocol(warmup=2, rounds=3, iterations=3,
+                                 forward_runs=5)
 MODEL_PROTOCOL = timing.Protocol(warmup=3, rounds=5, iterations=4,
                                  forward_runs=0)
 QUICK_MODEL_PROTOCOL = timing.Protocol(warmup=2, rounds=3, iterations=3,
                                        forward_runs=0)
 
-# The paper's models on the TPU slices they were trained on (Table 1: 32
-# TPUv3 cores for Base; the others are not published, see docs/results.md),
-# with the paper's batch of 2^20 tokens (2048 x 512 inputs, 114 targets).
+# The paper's models on the model zoo's TPU layouts (gin/layouts): Base and
+# Large as in Table 1 (32 TPUv3 cores, expert + data parallelism, §5.5),
+# XXL with model parallelism too (§5.6), Switch-C one expert per core; the
+# dense baselines data-parallel (+ model-parallel for XXL). Batch: the
+# paper's 2^20 tokens (2048 x 512 inputs, 114 targets).
 PAPER_BATCH = (
     "utils.run.batch_size = ('tokens_per_batch', 1048576)",
     "utils.run.sequence_length = {'inputs': 512, 'targets': 114}",
 )
-EXPERT_DATA = ("ensemble:ensemble,batch:batch,d_ff:model,heads:model,"
-               "vocab:model,experts:batch")
-EXPERT_MODEL_DATA = EXPERT_DATA + ",expert_hidden:model,d_model_split:model"
 PAPER_MODELS = (
-    ("T5-Base", "models/t5_base.gin", "batch:32", EXPERT_DATA),
-    ("Switch-Base (128 experts)", "models/switch_base.gin", "batch:32",
-     EXPERT_DATA),
-    ("MoE-Base (top-2, 128)", "models/moe_base.gin", "batch:32", EXPERT_DATA),
-    ("T5-Large", "models/t5_large.gin", "batch:32", EXPERT_DATA),
-    ("Switch-Large (128)", "models/switch_large.gin", "batch:128",
-     EXPERT_DATA),
-    ("T5-XXL", "models/t5_xxl.gin", "batch:32,model:8", EXPERT_DATA),
-    ("Switch-XXL (128)", "models/switch_xxl.gin", "batch:128,model:8",
-     EXPERT_MODEL_DATA),
-    ("Switch-C (2048)", "models/switch_c.gin", "batch:2048", EXPERT_DATA),
+    ("T5-Base", "models/t5_base.gin", "layouts/v3-32_dp.gin"),
+    ("Switch-Base (128)", "models/switch_base.gin", "layouts/v3-32_ep.gin"),
+    ("MoE-Base (top-2, 128)", "models/moe_base.gin", "layouts/v3-32_ep.gin"),
+    ("T5-Large", "models/t5_large.gin", "layouts/v3-32_dp.gin"),
+    ("Switch-Large (128)", "models/switch_large.gin", "layouts/v3-32_ep.gin"),
+    ("T5-XXL", "models/t5_xxl.gin", "layouts/v3-512_dp_mp.gin"),
+    ("Switch-XXL (128)", "models/switch_xxl.gin",
+     "layouts/v3-512_dp_mp_ep.gin"),
+    ("Switch-C (2048)", "models/switch_c.gin", "layouts/v3-2048_ep.gin"),
 )
 
 
@@ -75,6 +73,7 @@ class Options:
   threads: int = 0
   report_only: bool = False
   keep_checkpoints: bool = False
+  run_filter: Sequence[str] = ()  # fnmatch patterns of claim run names
   command: Optional[str] = None
 
 
@@ -130,12 +129,12 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
           options.threads, log))
   if "paper" in parts:
     paper = store("paper", dirs["speed"])
-    for label, gin_file, mesh, layout in PAPER_MODELS:
+    for label, model_gin, layout_gin in PAPER_MODELS:
       if options.report_only or paper.done(label):
         continue
-      log("paper: %s on %s" % (label, mesh))
-      paper.put(label, scaling.paper_model(label, [gin_file], mesh, layout,
-                                           PAPER_BATCH))
+      log("paper: %s on %s" % (label, layout_gin))
+      paper.put(label, scaling.paper_model(label, [model_gin, layout_gin],
+                                           gin_params=PAPER_BATCH))
   if "profile" in parts:
     prof = store("profile", dirs["speed"])
     for kind in layer_graph.KINDS:
@@ -158,7 +157,10 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
     runs_store = store("runs", dirs["claims"])
     if not options.report_only:
       launcher = claims_runs.Launcher(os.path.abspath(options.work_dir), log)
-      claims_execute.run_all(claims_plan.ordered_runs(plan), runs_store,
-                             launcher, log, options.keep_checkpoints)
+      planned = claims_plan.ordered_runs(plan)
+      runs = [r for r in planned if not options.run_filter or any(
+          fnmatch.fnmatch(r.name, p) for p in options.run_filter)]
+      claims_execute.run_all(runs, runs_store, launcher, log,
+                             options.keep_checkpoints, planned)
     written.append(claims_report.write(plan, runs_store, dirs["claims"]))
   return written
