@@ -47,10 +47,6 @@ class Layout:
   def layout_rules(self) -> mtf.LayoutRules:
     return mtf.LayoutRules(self.rule_pairs)
 
-  @property
-  def num_devices(self) -> int:
-    return self.mesh_shape.size
-
 
 def cores_of(accelerator_type: str) -> int:
   """`v3-32` -> 32 devices. Raises LayoutError for unknown kinds."""

@@ -7,7 +7,7 @@ that they can live in the repo's docs.
 
 import io
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import matplotlib
 
@@ -154,16 +154,3 @@ def eval_metrics(title: str, values: Dict[str, float],
   axes.set_title(title)
   return _png(figure)
 
-
-def series_overlay(title: str, ylabel: str,
-                   curves: List[Tuple[str, run_data.Series]]) -> bytes:
-  figure, axes = plt.subplots(figsize=(7, 3.8))
-  for label, series in curves:
-    axes.plot([s for s, _ in series], [v for _, v in series], marker="o",
-              label=label)
-  axes.set_xlabel("step")
-  axes.set_ylabel(ylabel)
-  axes.grid(alpha=0.3)
-  axes.legend()
-  axes.set_title(title)
-  return _png(figure)

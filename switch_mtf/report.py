@@ -19,11 +19,9 @@ from switch_mtf import plots
 from switch_mtf import run_data
 
 REPORT_NAME = "report.md"
-_ROUTER_METRICS = (
+# Router metrics plotted over training (the others are in the table).
+_ROUTER_PLOTS = (
     ("tokens_dropped_fraction", "fraction of tokens dropped (over capacity)"),
-    ("router_entropy", "router entropy (nats)"),
-    ("top1_probability_mean", "mean top-1 router probability"),
-    ("load_balancing_loss", "load-balancing loss (1.0 = balanced)"),
 )
 
 
@@ -325,7 +323,7 @@ def write_report(runs: Sequence[run_data.RunData], out_dir: str,
       _write(os.path.join(out_dir, name), load)
       written.append(name)
       lines += ["![expert load](%s)" % name, ""]
-    for metric, ylabel in _ROUTER_METRICS[:1]:
+    for metric, ylabel in _ROUTER_PLOTS:
       image = plots.router_scalar(run, metric, ylabel)
       if image:
         name = "%s_%s.png" % (metric, _slug(run.label))

@@ -8,7 +8,6 @@ the pipeline recorded the printed loss, else the CLI's `loss` summary every
 `neg_log_perplexity`).
 """
 
-import collections
 import dataclasses
 import os
 import re
@@ -184,8 +183,3 @@ def smoothing_window(num_points: int) -> int:
   """100 steps as in the anchor measurements, fewer for short runs."""
   return max(1, min(100, num_points // 10))
 
-
-def eval_metric_names(run: RunData) -> Dict[str, Series]:
-  """Decoding-eval metrics only (`.../eval/<task>/<metric>`)."""
-  return collections.OrderedDict(
-      (k, v) for k, v in run.evals.items() if "/eval/" in "/" + k)
