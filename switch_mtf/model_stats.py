@@ -20,10 +20,11 @@ Counts (see docs/models.md for the paper comparison):
   Activations and gradients are not counted, so this is a lower bound.
 """
 
+import contextlib
 import dataclasses
 import inspect
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import gin
 import mesh_tensorflow as mtf
@@ -76,16 +77,43 @@ def _declare_only(getter, name, *args, **kwargs):
 def parse_gin(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
   """Parses gin the way the t5 CLI does: Mesh TF defaults, files, params."""
   gin.clear_config()
-  switch_mtf.gin_paths.add_gin_search_path()
   # Files written for the CLI may bind T5's dataset plumbing or include T5's
   # gin files (dataset.gin, models/t5.1.1.base.gin, ...).
   launcher._import_t5_models_without_torch()  # pylint: disable=protected-access
   import t5.models.mesh_transformer  # pylint: disable=g-import-not-at-top,unused-import
+  switch_mtf.gin_paths.add_gin_search_path()
   gin.add_config_file_search_path(
       pkg_resources.resource_filename("t5.models", "gin"))
-  gin.parse_config_file(
-      pkg_resources.resource_filename(utils.__name__, "gin/defaults.gin"))
-  gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
+  with _namespace_packages_are_not_gin_folders():
+    gin.parse_config_file(
+        pkg_resources.resource_filename(utils.__name__, "gin/defaults.gin"))
+    gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
+
+
+@contextlib.contextmanager
+def _namespace_packages_are_not_gin_folders() -> Iterator[None]:
+  """Stops gin crashing on gin paths that look like namespace packages.
+
+  Before its search path, gin reads "runs/x.gin" as file x.gin of a Python
+  package `runs`, and raises TypeError when `runs` is a namespace package:
+  any runs/ (or models/, ...) folder in a directory on sys.path, such as the
+  working directory under pytest or `python -m`. Such a lookup now simply
+  finds nothing and gin goes on to its search path.
+  """
+  def safe(exists):
+    def check(path):
+      try:
+        return exists(path)
+      except TypeError:
+        return False
+    return check
+  readers = gin.config._FILE_READERS  # pylint: disable=protected-access
+  original = list(readers)
+  readers[:] = [(read, safe(exists)) for read, exists in original]
+  try:
+    yield
+  finally:
+    readers[:] = original
 
 
 def _run_arg(name: str) -> Any:
