@@ -46,7 +46,6 @@ def summarize(pairs: Sequence[Tuple[claims_runs.Run, Dict[str, Any]]]
   out: Dict[str, Any] = {
       "seeds_done": len(pairs),
       "diverged": sum(1 for _, e in pairs if e.get("diverged")),
-      "errors": [e["error"] for _, e in pairs if e.get("error")],
   }
   for key, fn in (
       ("val_ce", final_val_ce),

@@ -14,10 +14,13 @@ from typing import Any, Callable, Dict, List, Sequence
 
 from switch_mtf import run_data
 from switch_mtf.bench import claims_runs
-from switch_mtf.bench import stats
 from switch_mtf.bench import store as store_lib
 
 FINAL_WINDOW = 100  # steps averaged for the final training loss
+
+
+class RunFailed(RuntimeError):
+  """A CLI process failed without a result (crash, kill, bad config)."""
 
 
 def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
@@ -46,7 +49,11 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
           % (run.name, init_run.name))
       continue
     log("claims: [%d/%d] %s" % (index + 1, len(runs), run.name))
-    store.put(run.name, execute(run, launcher, init_run))
+    try:
+      store.put(run.name, execute(run, launcher, init_run))
+    except RunFailed as e:
+      log("claims: FAILED %s (not stored; the next call retries it)" % e)
+      continue
     entry = store.get(run.name)
     log("claims: %s final train loss %s, eval %s" % (
         run.name, entry["final_train_loss"], entry.get("final_eval")))
@@ -92,8 +99,10 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
   entry["tokens_dropped_fraction"] = _mean_over_layers(
       data, "tokens_dropped_fraction")
   if code != 0 and not train["diverged"]:
-    entry["error"] = "training exited with %d; see %s" % (code, train_log)
-    return entry
+    # Not a result (a crash or a kill): stored nothing, so the next call
+    # resumes this run from its last checkpoint.
+    raise RunFailed("%s: training exited with %d; see %s"
+                    % (run.name, code, train_log))
   if train["diverged"] or run.eval_kind == "none":
     return entry
   eval_log = os.path.join(model_dir, "eval.log")
@@ -104,7 +113,8 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
   entry["eval"] = {str(step): metrics
                    for step, metrics in sorted(evaluation.items())}
   if code != 0:
-    entry["error"] = "evaluation exited with %d; see %s" % (code, eval_log)
+    raise RunFailed("%s: evaluation exited with %d; see %s"
+                    % (run.name, code, eval_log))
   if evaluation:
     last = max(evaluation)
     entry["final_eval"] = dict(evaluation[last], step=last)
@@ -132,6 +142,3 @@ def val_curve(entry: Dict[str, Any], metric: str = "neg_log_perplexity"
                      else value))
   return sorted(points)
 
-
-def spread_of(values: Sequence[float]) -> Dict[str, float]:
-  return stats.spread(values) if values else {}

@@ -25,8 +25,6 @@ def _seeds(row: Dict[str, Any]) -> str:
   text = str(row.get("seeds_done", 0))
   if row.get("diverged"):
     text += ", %d diverged" % row["diverged"]
-  if row.get("errors"):
-    text += ", %d failed" % len(row["errors"])
   return text
 
 

@@ -68,7 +68,7 @@ PAPER_MODELS = (
 class Options:
   quick: bool = False
   results_dir: str = "results"
-  work_dir: str = os.path.join("build", "bench")
+  work_dir: str = os.path.join("runs", "bench")
   parts: Sequence[str] = ()
   threads: int = 0
   report_only: bool = False
