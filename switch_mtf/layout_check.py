@@ -10,10 +10,13 @@ then the bindings) and the checks are plain arithmetic on the result:
   over the mesh dimension the layout splits them over.
 """
 
+import contextlib
 import dataclasses
 import logging
+import os
 import re
-from typing import List, Optional, Sequence, Tuple
+import sys
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import gin
 import mesh_tensorflow as mtf
@@ -59,6 +62,31 @@ def cores_of(accelerator_type: str) -> int:
   return int(match.group(2))
 
 
+@contextlib.contextmanager
+def _no_namespace_shadows(gin_dirs: Sequence[str]) -> Iterator[None]:
+  """Hides sys.path entries holding a plain folder named like a gin folder.
+
+  gin asks importlib whether `runs/x.gin` is a file of a Python package
+  `runs`; a folder `runs/` without `__init__.py` in a sys.path entry (the
+  repo root under pytest or `python -m`, after `make demo` made `runs/`) is
+  a namespace package without a file, and gin then fails with a TypeError
+  instead of trying the next search path.
+  """
+  names = {entry for d in gin_dirs if os.path.isdir(d)
+           for entry in os.listdir(d) if os.path.isdir(os.path.join(d, entry))}
+  saved = list(sys.path)
+
+  def shadows(entry):
+    base = os.path.abspath(entry or os.curdir)
+    return any(os.path.isdir(os.path.join(base, n)) and not os.path.exists(
+        os.path.join(base, n, "__init__.py")) for n in names)
+  sys.path[:] = [entry for entry in saved if not shadows(entry)]
+  try:
+    yield
+  finally:
+    sys.path[:] = saved
+
+
 def _parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
   """Parses like mesh_transformer_main (defaults first, unknowns kept)."""
   # pylint: disable=g-import-not-at-top,protected-access
@@ -74,15 +102,16 @@ def _parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
   # gin logs "Path not found" for each search path it tries before the one
   # that has the file; real failures raise.
   logging.getLogger().addFilter(_quiet_gin_search)
-  gin.add_config_file_search_path(
-      pkg_resources.resource_filename("t5.models", "gin"))
-  switch_mtf.gin_paths.add_gin_search_path()
+  t5_gin_dir = pkg_resources.resource_filename("t5.models", "gin")
+  gin.add_config_file_search_path(t5_gin_dir)
+  our_gin_dir = switch_mtf.gin_paths.add_gin_search_path()
   skip = mesh_transformer.DEPRECATED_GIN_REFERENCES
-  gin.parse_config_file(pkg_resources.resource_filename(
-      mtf_utils.__name__, "gin/defaults.gin"), skip_unknown=skip)
-  gin.parse_config_files_and_bindings(list(gin_files), list(gin_params),
-                                      skip_unknown=skip,
-                                      finalize_config=False)
+  with _no_namespace_shadows([our_gin_dir, t5_gin_dir]):
+    gin.parse_config_file(pkg_resources.resource_filename(
+        mtf_utils.__name__, "gin/defaults.gin"), skip_unknown=skip)
+    gin.parse_config_files_and_bindings(list(gin_files), list(gin_params),
+                                        skip_unknown=skip,
+                                        finalize_config=False)
 
 
 def _quiet_gin_search(record: logging.LogRecord) -> bool:

@@ -143,3 +143,17 @@ def test_shell_quoting_round_trips():
               "--gin_param=utils.run.batch_size=('tokens_per_batch', 1024)",
               '--gin_param=a="b"', "a b"):
     assert shlex.split(tpu_commands.shell_quote(arg)) == [arg]
+
+
+def test_folders_named_like_gin_folders_on_sys_path_do_not_break_parsing(
+    tmp_path, monkeypatch):
+  # `make demo` creates runs/ in the repo root, which pytest puts on
+  # sys.path; gin would take it for the package of `runs/*.gin`.
+  (tmp_path / "runs").mkdir()
+  (tmp_path / "models").mkdir()
+  monkeypatch.syspath_prepend(str(tmp_path))
+  before = list(__import__("sys").path)
+  layout = layout_check.resolve(
+      ["models/switch_tiny.gin", "runs/demo_finetune.gin"], [])
+  assert [l.num_experts for l in layout.expert_layers] == [8, 8]
+  assert __import__("sys").path == before
