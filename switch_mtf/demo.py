@@ -33,8 +33,8 @@ SWITCH, DENSE, FINETUNE = "switch", "dense", "switch_finetune"
 class DemoConfig:
   """Everything that determines the demo's results (saved in the run dir)."""
   run_dir: str
-  pretrain_steps: int = 1000
-  finetune_steps: int = 200
+  pretrain_steps: int = 600
+  finetune_steps: int = 150
   task: str = "wiki_span_corruption"
   finetune_task: str = "local_super_glue_cb"
   eval_task: str = ""  # default: finetune_task

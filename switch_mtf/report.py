@@ -108,6 +108,20 @@ def _comparison(sparse: run_data.RunData,
     lines.append("- %s's %d-step mean loss never reached %s's final loss "
                  "within %d steps." % (sparse.label, window, dense.label,
                                        steps))
+  if reached and sparse.loss_wall and dense.loss_wall:
+    seconds = dict(zip((s for s, _ in sparse.loss),
+                       (t for t, _ in sparse.loss_wall)))[reached]
+    dense_seconds = dense.loss_wall[-1][0]
+    faster, ratio = ((sparse.label, dense_seconds / seconds)
+                     if seconds < dense_seconds else
+                     (dense.label, seconds / max(dense_seconds, 1e-9)))
+    lines.append(
+        "- In training time (incl. process start-up): %s got there after "
+        "%s; %s took %s for its whole run. %s was %.2f× faster in "
+        "wall-clock." % (sparse.label, cli_progress.format_duration(seconds),
+                         dense.label,
+                         cli_progress.format_duration(dense_seconds),
+                         faster, ratio))
   sparse_val, dense_val = _val_ce(sparse), _val_ce(dense)
   if sparse_val and dense_val:
     lines.append(

@@ -171,7 +171,7 @@ def test_plan_uses_the_real_cli_and_our_gin_files(tmp_path):
   for phase in (switch, dense):
     assert "--gin_param=utils.run.train_steps=12" in phase.flags
     assert "--gin_param=mesh_train_dataset_fn.seed=1234" in phase.flags
-  assert finetune.target_step == STEPS + 200
+  assert finetune.target_step == STEPS + 150
   assert ("--gin_param=utils.run.init_checkpoint=%r"
           % os.path.join(str(tmp_path), "switch", "model.ckpt-12")
           in finetune.flags)

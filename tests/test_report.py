@@ -16,6 +16,7 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
+from switch_mtf import cli_progress
 from switch_mtf import events
 from switch_mtf import report
 from switch_mtf import run_data
@@ -170,6 +171,13 @@ def test_report_numbers_and_plots(runs_dir, tmp_path):
             for s in range(1, 51)]
   first = next(s for s, v in zip(range(1, 51), smooth) if v <= final_dense)
   assert "at step %d of 50: %.2f× fewer steps" % (first, 50 / first) in text
+  # Wall-clock: sparse's training time at that step (see the resume test's
+  # formula) against dense's whole run (10 s start-up + 50 steps of 0.5 s).
+  sparse_seconds = 10.0 + first if first <= 20 else 50.0 + (first - 20)
+  assert sparse_seconds > 35.0
+  assert ("got there after %s; dense took 0:35 for its whole run. dense was "
+          "%.2f× faster" % (cli_progress.format_duration(sparse_seconds),
+                            sparse_seconds / 35.0)) in text
   assert "sparse 4.500 vs dense 4.700 (-0.200)" in text
   busiest = fractions(50)[3] * 4
   idlest = fractions(50)[0] * 4
