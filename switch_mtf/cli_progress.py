@@ -205,10 +205,16 @@ class ProgressTracker:
     self.restored_step: Optional[int] = None
     self.last_checkpoint: Optional[int] = None
     self.eval_values: Dict[str, float] = {}
+    # Seconds from this process's start to its first step (start-up).
+    self.startup_seconds: Optional[float] = None
+    # Estimated seconds of the phases after this one (for the total ETA).
+    self.later_seconds: Optional[float] = None
 
   def update(self, event: Event) -> None:
     now = self._clock()
     if isinstance(event, StepLoss):
+      if self.step is None:
+        self.startup_seconds = now - self._started
       self.step = event.step
       self._losses.append(event.loss)
       self._times.append((now, event.step))
@@ -258,7 +264,7 @@ class ProgressTracker:
 
   def status(self) -> str:
     """E.g. `[2/6 pretrain switch] step 340/1000 loss 5.123 3.92 steps/s
-    ETA 2:48 (elapsed 1:37)`."""
+    ETA 2:48 (all phases ~9:30) (elapsed 1:37)`."""
     parts = ["[%s]" % self.label]
     if self.step is None:
       parts.append(self.stage)
@@ -270,6 +276,9 @@ class ProgressTracker:
       rate = self.steps_per_second
       parts.append("%.2f steps/s" % rate if rate else "-- steps/s")
       parts.append("ETA %s" % format_duration(self.eta_seconds))
+      if self.later_seconds is not None and self.eta_seconds is not None:
+        parts.append("(all phases ~%s)" % format_duration(
+            self.eta_seconds + self.later_seconds))
     for key, value in sorted(self.eval_values.items()):
       parts.append("%s %.4g" % (key, value))
     parts.append("(elapsed %s)" % format_duration(self.elapsed))

@@ -94,6 +94,8 @@ class Outcome:
   seconds: float = 0.0
   resumed_from: Optional[int] = None
   final_step: Optional[int] = None
+  startup_seconds: Optional[float] = None  # to the first training step
+  steps_per_second: Optional[float] = None
 
 
 class PhaseFailed(RuntimeError):
@@ -252,9 +254,13 @@ def _prepare(phase: Phase, display: _Display, label: str) -> Optional[int]:
 
 
 def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
-              launcher: str = LAUNCHER,
-              status_interval: float = 15.0) -> Outcome:
-  """Runs one phase unless done; raises PhaseFailed / Interrupted."""
+              launcher: str = LAUNCHER, status_interval: float = 15.0,
+              later_seconds: Optional[float] = None) -> Outcome:
+  """Runs one phase unless done; raises PhaseFailed / Interrupted.
+
+  `later_seconds` (the estimated time of the phases after this one) turns
+  the phase's ETA into one for the whole run.
+  """
   out = out or sys.stdout
   display = _Display(out, status_interval)
   if is_done(phase):
@@ -267,6 +273,7 @@ def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
   command = phase.command(launcher)
   tracker = cli_progress.ProgressTracker(
       label, phase.target_step if phase.kind == TRAIN else None)
+  tracker.later_seconds = later_seconds
   parser = cli_progress.LogParser()
   writer = (events.ScalarWriter(
       os.path.join(phase.model_dir, events.PER_STEP_DIR))
@@ -317,13 +324,48 @@ def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
   if phase.kind == TRAIN:
     checkpoints.verify(phase.model_dir, phase.target_step)
   return Outcome(phase, skipped=False, seconds=time.monotonic() - started,
-                 resumed_from=resumed_from, final_step=tracker.step)
+                 resumed_from=resumed_from, final_step=tracker.step,
+                 startup_seconds=tracker.startup_seconds,
+                 steps_per_second=tracker.steps_per_second)
+
+
+def estimate_seconds(phases: Sequence[Phase], startup_seconds: float,
+                     steps_per_second: float,
+                     eval_seconds: float) -> float:
+  """Rough time the phases still need, from what earlier phases took."""
+  total = 0.0
+  for phase in phases:
+    if is_done(phase):
+      continue
+    if phase.kind == TRAIN:
+      done = checkpoints.latest_step(phase.model_dir) or 0
+      total += startup_seconds + max(phase.target_step - done, 0) / (
+          steps_per_second)
+    else:
+      total += eval_seconds
+  return total
 
 
 def run_phases(phases: Sequence[Phase], out: Optional[IO[str]] = None,
                launcher: str = LAUNCHER) -> List[Outcome]:
-  """Runs the phases in order; each is labelled `i/n name`."""
+  """Runs the phases in order; each is labelled `i/n name`.
+
+  Once a training phase has run, the progress line also estimates the time
+  of all remaining phases, from that phase's start-up and speed.
+  """
   out = out or sys.stdout
-  return [run_phase(p, "%d/%d %s" % (i + 1, len(phases), p.name), out,
-                    launcher)
-          for i, p in enumerate(phases)]
+  outcomes = []
+  measured = None  # (start-up s, steps/s, eval phase s)
+  for index, phase in enumerate(phases):
+    later = (estimate_seconds(phases[index + 1:], *measured)
+             if measured else None)
+    outcome = run_phase(phase, "%d/%d %s" % (index + 1, len(phases),
+                                             phase.name),
+                        out, launcher, later_seconds=later)
+    outcomes.append(outcome)
+    if outcome.startup_seconds and outcome.steps_per_second:
+      evals = [o.seconds for o in outcomes
+               if not o.skipped and o.phase.kind != TRAIN]
+      measured = (outcome.startup_seconds, outcome.steps_per_second,
+                  evals[-1] if evals else outcome.startup_seconds)
+  return outcomes

@@ -113,9 +113,12 @@ def test_rate_eta_and_mean_loss_from_steps_seen():
   assert tracker.steps_per_second == pytest.approx(2.0)
   assert tracker.eta_seconds == pytest.approx(790 / 2.0)
   assert tracker.mean_loss == pytest.approx((6 + 7 + 8 + 9) / 4)
+  assert tracker.startup_seconds == pytest.approx(40.0)
+  tracker.later_seconds = 205.0
   status = tracker.status()
   for part in ("[1/6 pretrain switch]", "step 210/1000", "loss 7.500",
-               "2.00 steps/s", "ETA 6:35", "elapsed 0:45"):
+               "2.00 steps/s", "ETA 6:35", "(all phases ~10:00)",
+               "elapsed 0:45"):
     assert part in status
 
 

@@ -207,3 +207,23 @@ def test_full_demo_writes_report_and_skips_everything_on_rerun(tmp_path):
                          timeout=600, check=False)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert rerun.stdout.count("already done") == 6
+
+
+def test_remaining_time_estimate_counts_undone_steps_and_phases(tmp_path):
+  def train(name, target):
+    return pipeline.Phase(name=name, kind=pipeline.TRAIN,
+                          model_dir=str(tmp_path / name), flags=(),
+                          target_step=target)
+  evaluate = pipeline.Phase(
+      name="eval", kind=pipeline.PERPLEXITY_EVAL,
+      model_dir=str(tmp_path / "a"), flags=(), target_step=100,
+      result_dir=str(tmp_path / "a" / "eval_*"), result_tag="loss")
+  # Phase b has a checkpoint at step 60 of 100: 40 steps left.
+  b_dir = tmp_path / "b"
+  b_dir.mkdir()
+  (b_dir / "checkpoint").write_text(
+      'model_checkpoint_path: "model.ckpt-60"\n')
+  seconds = pipeline.estimate_seconds(
+      [train("a", 100), train("b", 100), evaluate], startup_seconds=10.0,
+      steps_per_second=4.0, eval_seconds=7.0)
+  assert seconds == pytest.approx((10 + 100 / 4) + (10 + 40 / 4) + 7)
