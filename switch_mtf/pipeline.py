@@ -297,7 +297,10 @@ def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
         display.show(tracker.status(),
                      force=not isinstance(event, cli_progress.StepLoss))
       returncode = process.wait()
-    except KeyboardInterrupt:
+    except BaseException as error:  # Never leave the CLI running behind us.
+      if not isinstance(error, KeyboardInterrupt):
+        _stop(process)
+        raise
       display.say("[%s] interrupted at step %s; stopping the CLI..."
                   % (label, tracker.step))
       _stop(process)
