@@ -34,7 +34,7 @@ def parse_args(argv):
       ("finetune_steps", "fine-tuning steps of the Switch model"),
       ("checkpoint_every", "pretraining checkpoint interval (steps)"),
       ("finetune_checkpoint_every", "fine-tuning checkpoint interval"),
-      ("validation_batches", "batches of 32 for the validation loss"),
+      ("validation_batches", "batches for the validation loss"),
       ("seed", "data seed, the same for both models")):
     parser.add_argument("--" + name, type=int,
                         default=getattr(defaults, name),
@@ -42,22 +42,25 @@ def parse_args(argv):
   for name, help_text in (
       ("task", "pretraining task or mixture"),
       ("finetune_task", "fine-tuning task (an embedded SuperGLUE task)"),
-      ("eval_task", "task to evaluate (default: --finetune_task)"),
       ("switch_gin", "Switch model gin file"),
       ("dense_gin", "dense model gin file")):
     parser.add_argument("--" + name, default=getattr(defaults, name),
                         help="%s (default: %%(default)s)" % help_text)
+  parser.add_argument("--eval_task", default="",
+                      help="task to evaluate (default: --finetune_task)")
   parser.add_argument("--expert_dropout_rate", type=float,
                       default=defaults.expert_dropout_rate,
                       help="dropout inside the experts when fine-tuning "
                       "(default: %(default)s, the paper's)")
-  for name, who in (("gin_param", "both models"),
-                    ("switch_gin_param", "the Switch model"),
-                    ("dense_gin_param", "the dense model"),
-                    ("finetune_gin_param", "fine-tuning and its eval")):
+  for name, who, example in (
+      ("gin_param", "both models", "d_model=256"),
+      ("switch_gin_param", "the Switch model", "num_experts=16"),
+      ("dense_gin_param", "the dense model", "d_ff=1024"),
+      ("finetune_gin_param", "fine-tuning and its eval",
+       "learning_rate_schedules.constant_learning_rate.learning_rate=3e-4")):
     parser.add_argument("--" + name, action="append", default=[],
-                        help="gin binding for %s, e.g. d_model=256 "
-                        "(repeatable)" % who)
+                        help="gin binding for %s, e.g. %s (repeatable)"
+                        % (who, example))
   return parser.parse_args(argv)
 
 
