@@ -51,14 +51,14 @@ def _batch():
 def recipe():
   """Parses the recipe with extra bindings; clears gin afterwards."""
 
-  def parse(*bindings):
+  def parse(*bindings, recipe_file="distill/pretrain.gin", base=True):
     gin.clear_config()
     gin_paths.add_gin_search_path()
     gin.add_config_file_search_path(
         os.path.join(os.path.dirname(transformer.__file__), "gin"))
     gin.parse_config_files_and_bindings(
-        ["defaults.gin", "models/switch_tiny.gin", "distill/pretrain.gin"],
-        list(BASE_BINDINGS) + list(bindings))
+        ["defaults.gin", "models/switch_tiny.gin", recipe_file],
+        list(BASE_BINDINGS if base else BASE_BINDINGS[:1]) + list(bindings))
 
   yield parse
   gin.clear_config()
@@ -229,6 +229,24 @@ def test_shape_mismatch_fails_while_building(recipe, tmp_path, binding,
   for text in expected:
     assert text in str(error.value)
   assert str(tmp_path) in str(error.value)
+
+
+def test_finetuning_recipe_builds_with_the_papers_finetuning(recipe,
+                                                             tmp_path):
+  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path))
+  _save_teacher(str(tmp_path))
+  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path),
+         recipe_file="distill/finetune_superglue.gin", base=False)
+  assert gin.query_parameter("%FRACTION_SOFT") == 0.25
+  assert gin.query_parameter("%dropout_rate") == 0.1
+  assert gin.query_parameter("%MIXTURE_NAME") == (
+      "local_super_glue_proportional")
+  assert gin.query_parameter("utils.run.train_steps") == 16000
+  assert gin.query_parameter(
+      "learning_rate_schedules.constant_learning_rate.learning_rate") == 0.001
+  with tf.Graph().as_default():
+    _, model, _, _ = _build_student_teacher()
+  assert model.fraction_soft == 0.25 and model.initialize_student_weights
 
 
 def test_student_shapes_checked_only_when_initialised_from_teacher(
