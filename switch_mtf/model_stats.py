@@ -20,27 +20,25 @@ Counts (see docs/models.md for the paper comparison):
   Activations and gradients are not counted, so this is a lower bound.
 """
 
-import contextlib
 import dataclasses
-import inspect
 import math
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import gin
 import mesh_tensorflow as mtf
 from mesh_tensorflow.transformer import moe
 from mesh_tensorflow.transformer import utils
-import pkg_resources
 import tensorflow.compat.v1 as tf
 
-import switch_mtf
-from switch_mtf import launcher
+from switch_mtf import cli_gin
 
 EXPERTS_DIM = "experts"
 # The T5 SentencePiece vocabulary (cc_all.32000.100extra): 32100 ids, which
 # Mesh TF pads to 32128 (a multiple of 128) as in the released checkpoints.
 DEFAULT_VOCAB_SIZE = 32100
 _GIB = 2**30
+
+# Reads a config without measuring it (used by switch_mtf/bench as well).
+parse_gin = cli_gin.parse
 
 
 class StatsError(ValueError):
@@ -74,65 +72,12 @@ def _declare_only(getter, name, *args, **kwargs):
   return _DeclaredVariable(name)
 
 
-def parse_gin(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
-  """Parses gin the way the t5 CLI does: Mesh TF defaults, files, params."""
-  gin.clear_config()
-  # Files written for the CLI may bind T5's dataset plumbing or include T5's
-  # gin files (dataset.gin, models/t5.1.1.base.gin, ...).
-  launcher._import_t5_models_without_torch()  # pylint: disable=protected-access
-  import t5.models.mesh_transformer  # pylint: disable=g-import-not-at-top,unused-import
-  switch_mtf.gin_paths.add_gin_search_path()
-  gin.add_config_file_search_path(
-      pkg_resources.resource_filename("t5.models", "gin"))
-  with _namespace_packages_are_not_gin_folders():
-    gin.parse_config_file(
-        pkg_resources.resource_filename(utils.__name__, "gin/defaults.gin"))
-    gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
-
-
-@contextlib.contextmanager
-def _namespace_packages_are_not_gin_folders() -> Iterator[None]:
-  """Stops gin crashing on gin paths that look like namespace packages.
-
-  Before its search path, gin reads "runs/x.gin" as file x.gin of a Python
-  package `runs`, and raises TypeError when `runs` is a namespace package:
-  any runs/ (or models/, ...) folder in a directory on sys.path, such as the
-  working directory under pytest or `python -m`. Such a lookup now simply
-  finds nothing and gin goes on to its search path.
-  """
-  def safe(exists):
-    def check(path):
-      try:
-        return exists(path)
-      except TypeError:
-        return False
-    return check
-  readers = gin.config._FILE_READERS  # pylint: disable=protected-access
-  original = list(readers)
-  readers[:] = [(read, safe(exists)) for read, exists in original]
-  try:
-    yield
-  finally:
-    readers[:] = original
-
-
-def _run_arg(name: str) -> Any:
-  """The value `utils.run` would receive for `name` under the parsed gin."""
-  try:
-    value = gin.query_parameter("utils.run." + name)
-  except ValueError:  # Unbound: the function's own default.
-    return inspect.signature(utils.run).parameters[name].default
-  if isinstance(value, gin.config.ConfigurableReference) and value.evaluate:
-    return value.scoped_configurable_fn()
-  return value
-
-
 def _mesh_shape(override: Optional[str]) -> mtf.Shape:
   """The mesh: the flag, else gin's; a single device if gin names no TPU."""
   if override is not None:
     return mtf.convert_to_shape(override)
   try:
-    return mtf.convert_to_shape(_run_arg("mesh_shape"))
+    return mtf.convert_to_shape(cli_gin.run_arg("mesh_shape"))
   except RuntimeError as e:  # @tpu_mesh_shape() without a tpu_topology.
     if "tpu_topology" not in str(e):
       raise
@@ -140,7 +85,7 @@ def _mesh_shape(override: Optional[str]) -> mtf.Shape:
 
 
 def _sequence_lengths() -> Dict[str, int]:
-  lengths = _run_arg("sequence_length")
+  lengths = cli_gin.run_arg("sequence_length")
   if isinstance(lengths, int):
     return {"inputs": lengths, "targets": lengths}
   return {"inputs": lengths["inputs"], "targets": lengths["targets"]}
@@ -266,7 +211,7 @@ def _memory_per_device(trainable: Sequence[mtf.Variable],
 def _batch_size(lengths: Dict[str, int], mesh_shape: mtf.Shape,
                 rules: mtf.LayoutRules) -> int:
   batch = utils.compute_batch_size(lengths, mesh_shape, rules,
-                                   _run_arg("batch_size"))
+                                   cli_gin.run_arg("batch_size"))
   shards = mtf.tensor_dim_to_mesh_dim_size(rules, mesh_shape,
                                            mtf.Dimension("batch", batch))
   if batch % shards:
@@ -376,17 +321,17 @@ def measure(gin_files: Sequence[str],
       laid out on the mesh, or it does not fit the memory budget.
   """
   try:
-    parse_gin(gin_files, gin_params)
+    cli_gin.parse(gin_files, gin_params)
   except (ValueError, IOError) as e:
     raise StatsError("gin files %s with params %s do not parse: %s" % (
         list(gin_files), list(gin_params), e)) from e
-  model_type = _run_arg("model_type")
+  model_type = cli_gin.run_arg("model_type")
   if model_type != "bitransformer":
     raise StatsError("model_stats measures bitransformers (encoder-decoder); "
                      "utils.run.model_type is %r." % model_type)
   mesh = _mesh_shape(mesh_shape)
   rules = mtf.convert_to_layout_rules(
-      layout_rules if layout_rules is not None else _run_arg("layout_rules"))
+      layout_rules if layout_rules is not None else cli_gin.run_arg("layout_rules"))
   lengths = _sequence_lengths()
   batch = _batch_size(lengths, mesh, rules)
   with tf.Graph().as_default(), tf.variable_scope(
