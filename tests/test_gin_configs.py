@@ -150,7 +150,11 @@ def test_cpu_layout_builds_after_the_tiny_run_settings(name):
     assert stats["params_per_device"] < one["params"] // 2
 
 
-def test_logical_cpu_devices_gives_estimator_sessions_that_many_cpus():
+def test_logical_cpu_devices_gives_estimator_sessions_that_many_cpus(
+    monkeypatch):
+  # Restored after the test: other tests get the Estimator's own default.
+  monkeypatch.setattr(cpu_devices.run_config, "get_default_session_config",
+                      cpu_devices.run_config.get_default_session_config)
   names = cpu_devices.logical_cpu_devices(4)
   assert names == ["cpu:0", "cpu:1", "cpu:2", "cpu:3"]
   config = cpu_devices.run_config.get_default_session_config()
