@@ -19,10 +19,10 @@ _TOOL = os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools",
 # (model, parameters as printed in the paper, the unit of its last digit).
 PAPER_PARAMS = [
     ("t5_base", 223e6, 1e6),  # Tables 6 and 8: "T5-Base 223M"
-    ("t5_large", 739e6, 1e6),  # §3 (Table 1's T5-Large): "739M"
+    ("t5_large", 739e6, 1e6),  # the paper's text: "T5-Large 739M"
     ("t5_xxl", 11e9, 1e9),  # Table 9
     ("switch_base", 7410e6, 10e6),  # Table 8: "Switch-Base 7410M"
-    ("switch_large", 26.3e9, 0.1e9),  # §4: 26.3B
+    ("switch_large", 26.3e9, 0.1e9),  # the paper's text (Table 9: 26B)
     ("switch_xxl", 395e9, 1e9),  # Table 9
     ("switch_c", 1571e9, 1e9),  # Table 9
     ("switch_base_16", 1.1e9, 0.1e9),  # Table 7 / Figure 4
