@@ -24,7 +24,7 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
   gin.clear_config()
   # Files written for the CLI may bind T5's dataset plumbing or include T5's
   # gin files (dataset.gin, models/t5.1.1.base.gin, ...).
-  launcher._import_t5_models_without_torch()  # pylint: disable=protected-access
+  launcher.import_t5_models_without_torch()
   import t5.models.mesh_transformer  # pylint: disable=g-import-not-at-top,unused-import
   gin_paths.add_gin_search_path()
   gin.add_config_file_search_path(

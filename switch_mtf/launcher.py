@@ -15,7 +15,7 @@ import sys
 import types
 
 
-def _import_t5_models_without_torch() -> None:
+def import_t5_models_without_torch() -> None:
   """Registers `t5.models` as a package without running its `__init__`."""
   if "t5.models" in sys.modules:
     return
@@ -33,7 +33,7 @@ def _import_t5_models_without_torch() -> None:
 def console_entry_point() -> None:
   """Runs `t5.models.mesh_transformer_main` exactly as `t5_mesh_transformer`."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-  _import_t5_models_without_torch()
+  import_t5_models_without_torch()
   from t5.models import mesh_transformer_main  # pylint: disable=g-import-not-at-top
   mesh_transformer_main.console_entry_point()
 

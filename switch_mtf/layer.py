@@ -48,7 +48,8 @@ class Switch(transformer.TransformerLayer):
                router_dropout_rate: float = 0.1,
                activation: str = "relu",
                expert_dropout_rate: float = 0.0,
-               dispatch_mode: str = dispatch.EINSUM):
+               dispatch_mode: str = dispatch.EINSUM,
+               router_dtype: str = "float32"):
     """Records hyper-parameters; defaults are the paper's / official code's.
 
     Args:
@@ -73,6 +74,9 @@ class Switch(transformer.TransformerLayer):
         (paper fine-tuning: 0.4).
       dispatch_mode: "einsum" (one-hot, TPU-friendly) or "gather" (index
         ops, no [G,S,E,C] tensors); the outputs are identical.
+      router_dtype: "float32" (selective precision, paper §2.4) or
+        "bfloat16" (the router in the activation precision: the unstable
+        ablation of the paper's Table 2).
 
     Raises:
       ValueError: on any value the layer cannot run with.
@@ -116,6 +120,7 @@ class Switch(transformer.TransformerLayer):
     self.activation = experts.check_activation(activation)
     self.expert_dropout_rate = expert_dropout_rate
     self.dispatch_mode = dispatch.check_mode(dispatch_mode)
+    self.router_dtype = router.check_router_dtype(router_dtype)
 
   def call(self, context: transformer.Context, x: mtf.Tensor,
            losses=None) -> mtf.Tensor:
@@ -191,6 +196,7 @@ class Switch(transformer.TransformerLayer):
         # The gather mode avoids O(S^2) work in positions too.
         cumsum=(router.CUMSUM_SCAN if self.dispatch_mode == dispatch.GATHER
                 else router.CUMSUM_MATMUL),
+        router_dtype=self.router_dtype,
         name=ROUTER_SCOPE)
     dispatcher = dispatch.make_dispatcher(self.dispatch_mode, routing,
                                           inputs.dtype)

@@ -95,7 +95,7 @@ def _parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
   import switch_mtf
   from switch_mtf import launcher
   # t5.models' __init__ imports torch; gin files import t5.models modules.
-  launcher._import_t5_models_without_torch()
+  launcher.import_t5_models_without_torch()
   from t5.models import mesh_transformer
   # pylint: enable=g-import-not-at-top,protected-access
   gin.clear_config()

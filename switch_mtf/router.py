@@ -20,6 +20,10 @@ INPUT_DROPOUT = "input_dropout"
 ARGMAX = "argmax"
 POLICIES = (INPUT_JITTER, INPUT_DROPOUT, ARGMAX)
 
+# Router precision: float32 is the paper's selective precision (§2.4);
+# bfloat16 is the unstable ablation of its Table 2.
+ROUTER_DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+
 # How token positions within their expert are counted; both are exact.
 CUMSUM_MATMUL = "matmul"  # mtf.cumsum: an [S, S] triangular einsum (TPU)
 CUMSUM_SCAN = "scan"  # tf.math.cumsum per slice: O(S) instead of O(S^2)
@@ -54,6 +58,16 @@ def check_policy(policy: str, knob: str) -> str:
   return policy
 
 
+def check_router_dtype(name: str) -> tf.DType:
+  """Returns the tf dtype for `name` or raises a ValueError naming choices."""
+  if name not in ROUTER_DTYPES:
+    raise ValueError(
+        "Switch.router_dtype=%r is not supported; use %s (the paper's "
+        "selective precision is \"float32\")."
+        % (name, " or ".join('"%s"' % k for k in ROUTER_DTYPES)))
+  return ROUTER_DTYPES[name]
+
+
 def route(inputs: mtf.Tensor,
           nonpadding: mtf.Tensor,
           experts_dim: mtf.Dimension,
@@ -65,6 +79,7 @@ def route(inputs: mtf.Tensor,
           dropout_rate: float = 0.1,
           compute_z_loss: bool = False,
           cumsum: str = CUMSUM_MATMUL,
+          router_dtype: tf.DType = tf.float32,
           name: str = "switch_gating") -> Routing:
   """Routes grouped tokens to experts.
 
@@ -82,6 +97,9 @@ def route(inputs: mtf.Tensor,
     dropout_rate: router-input dropout rate of the input_dropout policy.
     compute_z_loss: also return the ST-MoE router z-loss.
     cumsum: CUMSUM_MATMUL or CUMSUM_SCAN, how positions are counted.
+    router_dtype: dtype of the router input, kernel, logits and softmax;
+      float32 (selective precision) or bfloat16 (the Table 2 ablation). The
+      masks, positions and losses downstream are float32 either way.
     name: variable scope of the router kernel (Mesh TF: "switch_gating").
 
   Returns:
@@ -90,18 +108,20 @@ def route(inputs: mtf.Tensor,
   check_policy(policy, "router_policy")
   group_dim = inputs.shape.dims[-2]
   # Selective precision (paper §2.4): everything from the router matmul to
-  # the masks runs in float32; experts still get the un-noised inputs.
-  router_inputs = mtf.to_float(inputs)
+  # the masks runs in float32 (unless the bfloat16 ablation asks otherwise);
+  # experts still get the un-noised inputs.
+  router_inputs = mtf.cast(inputs, router_dtype)
   if train and policy == INPUT_JITTER:
     router_inputs = mtf.layers.multiplicative_jitter(router_inputs, jitter_eps)
   elif policy == INPUT_DROPOUT:
     router_inputs = mtf.dropout(router_inputs, is_training=train,
                                 keep_prob=1.0 - dropout_rate)
-  router_dtype = mtf.VariableDType(variable_dtype.master_dtype,
-                                   variable_dtype.slice_dtype, tf.float32)
+  router_variable_dtype = mtf.VariableDType(
+      variable_dtype.master_dtype, variable_dtype.slice_dtype, router_dtype)
   logits = mtf.layers.dense(router_inputs, experts_dim, use_bias=False,
-                            variable_dtype=router_dtype, name=name)
-  router_probs = mtf.softmax(logits, reduced_dim=experts_dim)
+                            variable_dtype=router_variable_dtype, name=name)
+  router_probs = mtf.to_float(mtf.softmax(logits, reduced_dim=experts_dim))
+  logits = mtf.to_float(logits)
   top1_probability, expert_index = mtf.top_1(router_probs,
                                              reduced_dim=experts_dim)
   expert_one_hot = mtf.one_hot(expert_index, experts_dim, dtype=tf.float32)

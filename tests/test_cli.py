@@ -38,7 +38,7 @@ def test_launcher_does_not_import_torch(trained):
   _, _, log = trained
   assert "ModuleNotFoundError: No module named 'torch'" not in log
   probe = ("import sys; import switch_mtf.launcher as l; "
-           "l._import_t5_models_without_torch(); "
+           "l.import_t5_models_without_torch(); "
            "from t5.models import mesh_transformer_main; "
            "print('torch' in sys.modules)")
   import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-statements

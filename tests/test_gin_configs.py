@@ -6,7 +6,6 @@ on a mesh of four logical CPU devices.
 """
 
 import glob
-import inspect
 import os
 import re
 
@@ -31,21 +30,8 @@ SHIPPED = sorted(os.path.relpath(path, GIN_DIR) for path in
 # Folders whose every file is built below (the others are parsed only).
 BUILT_FOLDERS = ("models", "layouts", "precision", "finetune", "pretrain")
 
-_HAS_ROUTER_DTYPE = "router_dtype" in inspect.signature(
-    layer.Switch.__init__).parameters
-NEEDS_ROUTER_DTYPE = pytest.mark.xfail(
-    not _HAS_ROUTER_DTYPE, strict=True, raises=Exception,
-    reason="the Switch layer has no `router_dtype` knob yet (requested for "
-    "the bfloat16-router ablation of paper Table 2)")
 
-
-def _params(name):
-  marks = [NEEDS_ROUTER_DTYPE] if name.endswith("bfloat16_everywhere.gin") \
-      else []
-  return pytest.param(name, marks=marks)
-
-
-@pytest.mark.parametrize("name", [_params(n) for n in SHIPPED])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_gin_file_parses(name):
   # Composed with T5's dataset.gin, as on every CLI command line (it
   # defines the MIXTURE_NAME macro some run files use).
@@ -172,17 +158,16 @@ def test_logical_cpu_devices_gives_estimator_sessions_that_many_cpus(
 @pytest.mark.parametrize("name,activations", [
     ("precision/float32.gin", tf.float32),
     ("precision/bfloat16_selective.gin", tf.bfloat16),
-    pytest.param("precision/bfloat16_everywhere.gin", None,
-                 marks=NEEDS_ROUTER_DTYPE)])
+    ("precision/bfloat16_everywhere.gin", tf.bfloat16)])
 def test_precision_builds_with_its_activation_dtype(name, activations):
   model_stats.measure(["models/switch_tiny.gin", name])
   dtype = model_stats.utils.get_variable_dtype()
   assert dtype.slice_dtype == tf.float32  # weights updated in float32
-  if activations is not None:
-    assert dtype.activation_dtype == activations
-  else:  # bfloat16 everywhere: the router too.
-    assert dtype.activation_dtype == tf.bfloat16
-    assert gin.query_parameter("Switch.router_dtype") == "bfloat16"
+  assert dtype.activation_dtype == activations
+  # Only the ablation moves the router out of float32 (paper Table 2).
+  router_dtype = (tf.bfloat16 if name.endswith("bfloat16_everywhere.gin")
+                  else tf.float32)
+  assert layer.Switch().router_dtype == router_dtype
 
 
 def test_pretrain_recipe_is_the_papers_batch_and_lengths():

@@ -98,6 +98,33 @@ def test_bfloat16_activations_keep_a_float32_router():
                              rtol=1e-2)
 
 
+def test_bfloat16_router_ablation_runs_the_router_in_bfloat16():
+  # Paper Table 2's unstable ablation: the router in the activation dtype.
+  rng, x, sequence_id = _inputs(seed=2)
+  weights = layer_harness.switch_weights(rng, M, E, H)
+  result = layer_harness.run_layer(
+      lambda: layer_lib.Switch(num_experts=E, hidden_size=H, group_size=8,
+                               router_policy_train="argmax",
+                               router_dtype="bfloat16"),
+      x, sequence_id, weights, activation_dtype=tf.bfloat16,
+      extra=_router_dtypes)
+  assert result.extra["num_router_tensors"] >= 10
+  # The kernel read, logits and softmax are bfloat16 now; only the casts
+  # back to float32 for the masks and losses remain float32.
+  num_bf16 = (result.extra["num_router_tensors"] -
+              result.extra["num_float32_router_tensors"])
+  assert num_bf16 >= 3
+  x_bf16 = x.astype(tf.bfloat16.as_numpy_dtype).astype(np.float32)
+  ref = _reference(x_bf16, sequence_id, weights, group_size=8)
+  np.testing.assert_allclose(result.aux_loss, 0.01 * ref.load_balancing_loss,
+                             rtol=5e-2)
+
+
+def test_unknown_router_dtype_is_refused():
+  with pytest.raises(ValueError, match="router_dtype='float16'"):
+    layer_lib.Switch(router_dtype="float16")
+
+
 def _router_dtypes(graph, unused_y, unused_aux):
   """Counts the router's floating tensors, and those in float32."""
   import mesh_tensorflow as mtf  # pylint: disable=g-import-not-at-top
