@@ -27,7 +27,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--parts", default="",
                       help="comma list of speed,models,paper,profile,claims.")
   parser.add_argument("--results_dir", default="results")
-  parser.add_argument("--work_dir", default=os.path.join("build", "bench"),
+  parser.add_argument("--work_dir", default=os.path.join("runs", "bench"),
                       help="scratch folder for CLI model directories.")
   parser.add_argument("--threads", type=int, default=0,
                       help="TF intra/inter-op threads (0 = all cores).")
@@ -36,6 +36,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--runs", default="",
                       help="comma list of claim run names or patterns "
                       "(e.g. 'dense_s0,switch_E8_*'); default all.")
+  parser.add_argument("--blocks", default="",
+                      help="comma list of speed block names or patterns "
+                      "(e.g. 'layers/E8/*,group_size/*'); default all.")
   parser.add_argument("--keep_checkpoints", action="store_true",
                       help="keep CLI model directories after a run.")
   args = parser.parse_args(argv)
@@ -51,6 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       parts=[p for p in args.parts.split(",") if p], threads=args.threads,
       report_only=args.report_only, keep_checkpoints=args.keep_checkpoints,
       run_filter=[r for r in args.runs.split(",") if r],
+      block_filter=[b for b in args.blocks.split(",") if b],
       command=store.current_command(
           ["python", sys.argv[0]] + (sys.argv[1:] if argv is None else argv)))
   for path in suite.run(options, log=lambda m: print(m, flush=True)):

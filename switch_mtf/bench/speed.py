@@ -57,7 +57,7 @@ def main_blocks(experts: Sequence[int], capacity_factors: Sequence[float],
     specs = [layer_graph.LayerSpec(kind=layer_graph.DENSE)]
     specs += [layer_graph.LayerSpec(kind=k, group_size=group_size, **config)
               for k in MOE_KINDS]
-    blocks.append(_block("layers/E%d/cf%g" % (config["num_experts"],
+    blocks.append(_block("layers/E%d/cf%r" % (config["num_experts"],
                                               config["capacity_factor"]),
                          specs))
   return blocks
@@ -71,7 +71,7 @@ def group_size_block(group_sizes: Sequence[int], num_experts: int = 8,
     specs += [layer_graph.LayerSpec(kind=k, num_experts=num_experts,
                                     capacity_factor=capacity_factor,
                                     group_size=g) for k in SWITCH_KINDS]
-  return _block("group_size/E%d/cf%g" % (num_experts, capacity_factor), specs)
+  return _block("group_size/E%d/cf%r" % (num_experts, capacity_factor), specs)
 
 
 def tokens_block(batches: Sequence[int], num_experts: int = 8,
@@ -85,7 +85,7 @@ def tokens_block(batches: Sequence[int], num_experts: int = 8,
                                     capacity_factor=capacity_factor,
                                     group_size=group_size)
               for k in SWITCH_KINDS]
-  return _block("tokens/E%d/cf%g/G%d" % (num_experts, capacity_factor,
+  return _block("tokens/E%d/cf%r/G%d" % (num_experts, capacity_factor,
                                           group_size), specs)
 
 

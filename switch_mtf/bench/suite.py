@@ -74,6 +74,7 @@ class Options:
   report_only: bool = False
   keep_checkpoints: bool = False
   run_filter: Sequence[str] = ()  # fnmatch patterns of claim run names
+  block_filter: Sequence[str] = ()  # fnmatch patterns of speed block names
   command: Optional[str] = None
 
 
@@ -112,8 +113,10 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
   if "speed" in parts:
     layers = store("layers", dirs["speed"])
     if not options.report_only:
-      speed.run_suite(speed.suite(options.quick), layers, protocol,
-                      options.threads, log)
+      blocks = [b for b in speed.suite(options.quick)
+                if not options.block_filter or any(
+                    fnmatch.fnmatch(b.name, p) for p in options.block_filter)]
+      speed.run_suite(blocks, layers, protocol, options.threads, log)
   if "models" in parts:
     models = store("models", dirs["speed"])
     experts = [4, 8, 16] if options.quick else [4, 8, 16, 32, 64]
