@@ -181,7 +181,8 @@ class CheckpointedTeacher(transformer.Bitransformer):
         student_initialized_from_checkpoint)
     self.inference_mode = inference_mode
 
-  def call_simple(self, inputs, targets, compute_loss, mode=_TRAIN, **kwargs):
+  def call_simple(self, inputs: mtf.Tensor, targets: mtf.Tensor,
+                  compute_loss: bool, mode: str = _TRAIN, **kwargs):
     """Bitransformer.call_simple, checked against the checkpoint in TRAIN."""
     if mode != _TRAIN:
       # Evaluation restores the teacher from the distillation model_dir.

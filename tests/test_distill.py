@@ -47,21 +47,33 @@ def _batch():
   return inputs, targets
 
 
+def _parse(*bindings, recipe_file="distill/pretrain.gin", base=True):
+  gin.clear_config()
+  gin_paths.add_gin_search_path()
+  gin.add_config_file_search_path(
+      os.path.join(os.path.dirname(transformer.__file__), "gin"))
+  gin.parse_config_files_and_bindings(
+      ["defaults.gin", "models/switch_tiny.gin", recipe_file],
+      list(BASE_BINDINGS if base else BASE_BINDINGS[:1]) + list(bindings))
+
+
 @pytest.fixture
 def recipe():
   """Parses the recipe with extra bindings; clears gin afterwards."""
-
-  def parse(*bindings, recipe_file="distill/pretrain.gin", base=True):
-    gin.clear_config()
-    gin_paths.add_gin_search_path()
-    gin.add_config_file_search_path(
-        os.path.join(os.path.dirname(transformer.__file__), "gin"))
-    gin.parse_config_files_and_bindings(
-        ["defaults.gin", "models/switch_tiny.gin", recipe_file],
-        list(BASE_BINDINGS if base else BASE_BINDINGS[:1]) + list(bindings))
-
-  yield parse
+  yield _parse
   gin.clear_config()
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+  """(model dir, logits on the batch) of a teacher saved under the recipe."""
+  model_dir = str(tmp_path_factory.mktemp("teacher"))
+  try:
+    _parse("TEACHER_CHECKPOINT = %r" % model_dir)
+    logits = _save_teacher(model_dir)
+  finally:
+    gin.clear_config()
+  return model_dir, logits
 
 
 class _Mesh:
@@ -186,9 +198,9 @@ def test_recipe_defaults_are_the_papers(recipe):
   assert gin.query_parameter("utils.run.model_type") == "bi_student_teacher"
 
 
-def test_loss_is_the_papers_mix_with_mesh_tf_normalisation(recipe, tmp_path):
-  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path))
-  teacher_logits = _save_teacher(str(tmp_path))
+def test_loss_is_the_papers_mix_with_mesh_tf_normalisation(recipe, teacher):
+  teacher_dir, teacher_logits = teacher
+  recipe("TEACHER_CHECKPOINT = %r" % teacher_dir)
   targets = _batch()[1]
 
   student_logits, total, z_loss = _run_student_teacher(step=1)
@@ -218,24 +230,22 @@ def test_loss_is_the_papers_mix_with_mesh_tf_normalisation(recipe, tmp_path):
      ["encoder/block_000/layer_003/MoE1D/wi/kernel: teacher [4, 128, 512], "
       "checkpoint [8, 128, 512]", "operative_config.gin"]),
 ])
-def test_shape_mismatch_fails_while_building(recipe, tmp_path, binding,
+def test_shape_mismatch_fails_while_building(recipe, teacher, binding,
                                              expected):
-  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path))
-  _save_teacher(str(tmp_path))
-  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path), binding)
+  teacher_dir, _ = teacher
+  recipe("TEACHER_CHECKPOINT = %r" % teacher_dir, binding)
   with tf.Graph().as_default():
     with pytest.raises(distill.DistillationConfigError) as error:
       _build_student_teacher()
   for text in expected:
     assert text in str(error.value)
-  assert str(tmp_path) in str(error.value)
+  assert teacher_dir in str(error.value)
 
 
 def test_finetuning_recipe_builds_with_the_papers_finetuning(recipe,
-                                                             tmp_path):
-  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path))
-  _save_teacher(str(tmp_path))
-  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path),
+                                                             teacher):
+  teacher_dir, _ = teacher
+  recipe("TEACHER_CHECKPOINT = %r" % teacher_dir,
          recipe_file="distill/finetune_superglue.gin", base=False)
   assert gin.query_parameter("%FRACTION_SOFT") == 0.25
   assert gin.query_parameter("%dropout_rate") == 0.1
@@ -250,10 +260,9 @@ def test_finetuning_recipe_builds_with_the_papers_finetuning(recipe,
 
 
 def test_student_shapes_checked_only_when_initialised_from_teacher(
-    recipe, tmp_path):
-  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path))
-  _save_teacher(str(tmp_path))
-  recipe("TEACHER_CHECKPOINT = %r" % str(tmp_path),
+    recipe, teacher):
+  teacher_dir, _ = teacher
+  recipe("TEACHER_CHECKPOINT = %r" % teacher_dir,
          "INIT_STUDENT_FROM_TEACHER = False",
          "student/DenseReluDense.hidden_size = 256")
   with tf.Graph().as_default():
