@@ -26,6 +26,8 @@ from switch_mtf import cli_progress
 from switch_mtf import pipeline
 
 CONFIG_FILE = "demo_config.json"
+# Time, resume step and load of every phase run, over all invocations.
+TIMING_FILE = "demo_timing.json"
 SWITCH, DENSE, FINETUNE = "switch", "dense", "switch_finetune"
 
 
@@ -180,8 +182,52 @@ def check_config(config: DemoConfig) -> None:
   os.replace(temporary, path)
 
 
-def _intro(config: DemoConfig, outcomes: List[pipeline.Outcome],
-           seconds: float) -> List[str]:
+def record_outcome(run_dir: str, outcome: pipeline.Outcome) -> None:
+  """Appends a phase that ran (not a skipped one) to the timing file."""
+  if outcome.skipped:
+    return
+  path = os.path.join(run_dir, TIMING_FILE)
+  runs = load_timing(run_dir)
+  runs.append({"phase": outcome.phase.name, "seconds": outcome.seconds,
+               "resumed_from": outcome.resumed_from,
+               "load_average": outcome.load_average,
+               "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+  temporary = path + ".tmp"
+  with open(temporary, "w") as f:
+    json.dump(runs, f, indent=1)
+  os.replace(temporary, path)
+
+
+def load_timing(run_dir: str) -> List[dict]:
+  path = os.path.join(run_dir, TIMING_FILE)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return json.load(f)
+
+
+def phase_times(plan: Sequence[pipeline.Phase],
+                 timing: Sequence[dict]) -> Tuple[float, List[str]]:
+  """Total seconds, and one description per phase, over all invocations."""
+  total, parts = 0.0, []
+  for phase in plan:
+    runs = [r for r in timing if r["phase"] == phase.name]
+    seconds = sum(r["seconds"] for r in runs)
+    total += seconds
+    loads = [(r["load_average"], r["seconds"]) for r in runs
+             if r["load_average"] is not None]
+    notes = ["resumed from step %d" % r["resumed_from"] for r in runs
+             if r["resumed_from"]]
+    if loads:
+      notes.append("load %.1f" % (sum(l * t for l, t in loads) /
+                                  max(sum(t for _, t in loads), 1e-9)))
+    parts.append("%s %s%s" % (phase.name,
+                              cli_progress.format_duration(seconds),
+                              " (%s)" % ", ".join(notes) if notes else ""))
+  return total, parts
+
+
+def _intro(config: DemoConfig) -> List[str]:
   lines = [
       "Produced by `make demo` (tools/demo.py): every phase is a "
       "`switch_mtf_transformer` (= `t5_mesh_transformer`) run with our gin "
@@ -199,13 +245,14 @@ def _intro(config: DemoConfig, outcomes: List[pipeline.Outcome],
     lines.append("- Gin overrides: both %s; switch %s; dense %s." % (
         list(config.gin_params), list(config.switch_gin_params),
         list(config.dense_gin_params)))
-  lines.append("- This invocation took %s; phases: %s." % (
-      cli_progress.format_duration(seconds), "; ".join(
-          "%s %s" % (o.phase.name, "skipped (done before)" if o.skipped else
-                     cli_progress.format_duration(o.seconds) + (
-                         " (resumed from step %d)" % o.resumed_from
-                         if o.resumed_from else ""))
-          for o in outcomes)))
+  total, parts = phase_times(phases(config), load_timing(config.run_dir))
+  cores = os.cpu_count() or 0
+  lines.append(
+      "- The phases took %s on %d cores (all invocations; with the "
+      "machine's mean load average while they ran: above %d, other "
+      "processes shared the CPU and the times are longer than a solo "
+      "run's): %s." % (cli_progress.format_duration(total), cores, cores,
+                       "; ".join(parts)))
   lines += [
       "",
       "**Read with care.** This is a CPU run of small models (by default "
@@ -220,8 +267,7 @@ def _intro(config: DemoConfig, outcomes: List[pipeline.Outcome],
   return lines
 
 
-def build_report(config: DemoConfig, outcomes: List[pipeline.Outcome],
-                 seconds: float):
+def build_report(config: DemoConfig):
   """Collects the three runs and writes report.md into the run dir."""
   from switch_mtf import report  # pylint: disable=g-import-not-at-top
   from switch_mtf import run_data  # pylint: disable=g-import-not-at-top
@@ -232,7 +278,7 @@ def build_report(config: DemoConfig, outcomes: List[pipeline.Outcome],
   return report.write_report(
       runs, config.run_dir, "switch-mtf demo: Switch vs dense on CPU",
       compare=report.Comparison(SWITCH, DENSE),
-      intro=_intro(config, outcomes, seconds),
+      intro=_intro(config),
       pretraining=[SWITCH, DENSE])
 
 
@@ -253,13 +299,20 @@ def run(config: DemoConfig, out: Optional[IO[str]] = None,
               % (os.path.abspath(config.run_dir), len(plan),
                  tensorboard_command(config.run_dir)))
     out.flush()
-    outcomes = pipeline.run_phases(plan, out, launcher)
+    outcomes = pipeline.run_phases(
+        plan, out, launcher,
+        on_outcome=lambda o: record_outcome(config.run_dir, o))
     out.write("Writing the report...\n")
     out.flush()
-    result = build_report(config, outcomes, time.monotonic() - started)
-  out.write("\nDone in %s.\nReport: %s (plots beside it: %s)\n"
+    result = build_report(config)
+  ran = [o for o in outcomes if o.load_average is not None]
+  load = (" (mean load average %.1f on %d cores)" % (
+      sum(o.load_average * o.seconds for o in ran) /
+      max(sum(o.seconds for o in ran), 1e-9), os.cpu_count() or 0)
+          if ran else "")
+  out.write("\nDone in %s%s.\nReport: %s (plots beside it: %s)\n"
             "TensorBoard (event files of every run): %s\n" % (
-                cli_progress.format_duration(time.monotonic() - started),
+                cli_progress.format_duration(time.monotonic() - started), load,
                 os.path.abspath(result.path), ", ".join(result.plots),
                 tensorboard_command(config.run_dir)))
   out.flush()

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import IO, List, Optional, Sequence
+from typing import IO, Callable, List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -96,6 +96,9 @@ class Outcome:
   final_step: Optional[int] = None
   startup_seconds: Optional[float] = None  # to the first training step
   steps_per_second: Optional[float] = None
+  # Mean 1-minute load average while it ran: above the core count, other
+  # processes shared the CPU and its times are not those of a solo run.
+  load_average: Optional[float] = None
 
 
 class PhaseFailed(RuntimeError):
@@ -201,6 +204,24 @@ class _Display:
     self._out.flush()
 
 
+class _LoadSampler:
+  """The 1-minute load average, sampled every few seconds."""
+
+  def __init__(self, every_seconds: float = 5.0):
+    self._every = every_seconds
+    self._last = -float("inf")
+    self._samples: List[float] = []
+
+  def sample(self) -> None:
+    now = time.monotonic()
+    if now - self._last >= self._every and hasattr(os, "getloadavg"):
+      self._last = now
+      self._samples.append(os.getloadavg()[0])
+
+  def mean(self) -> Optional[float]:
+    return sum(self._samples) / len(self._samples) if self._samples else None
+
+
 def _spawn(command: List[str]) -> subprocess.Popen:
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1", CUDA_VISIBLE_DEVICES="",
              PYTHONUNBUFFERED="1")
@@ -279,6 +300,7 @@ def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
       os.path.join(phase.model_dir, events.PER_STEP_DIR))
             if phase.kind == TRAIN else None)
   started = time.monotonic()
+  loads = _LoadSampler()
   with open(log_path, "a") as log:
     log.write("\n==== %s: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"),
                                    " ".join(command)))
@@ -287,6 +309,7 @@ def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
     try:
       for line in process.stdout:
         log.write(line)
+        loads.sample()
         event = parser.feed(line)
         if event is None:
           display.show(tracker.status())
@@ -329,7 +352,8 @@ def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
   return Outcome(phase, skipped=False, seconds=time.monotonic() - started,
                  resumed_from=resumed_from, final_step=tracker.step,
                  startup_seconds=tracker.startup_seconds,
-                 steps_per_second=tracker.steps_per_second)
+                 steps_per_second=tracker.steps_per_second,
+                 load_average=loads.mean())
 
 
 def estimate_seconds(phases: Sequence[Phase], startup_seconds: float,
@@ -350,11 +374,15 @@ def estimate_seconds(phases: Sequence[Phase], startup_seconds: float,
 
 
 def run_phases(phases: Sequence[Phase], out: Optional[IO[str]] = None,
-               launcher: str = LAUNCHER) -> List[Outcome]:
+               launcher: str = LAUNCHER,
+               on_outcome: Optional[Callable[[Outcome], None]] = None
+               ) -> List[Outcome]:
   """Runs the phases in order; each is labelled `i/n name`.
 
   Once a training phase has run, the progress line also estimates the time
   of all remaining phases, from that phase's start-up and speed.
+  `on_outcome` is called after each phase, so that what finished is kept
+  even if a later phase is interrupted.
   """
   out = out or sys.stdout
   outcomes = []
@@ -366,6 +394,8 @@ def run_phases(phases: Sequence[Phase], out: Optional[IO[str]] = None,
                                              phase.name),
                         out, launcher, later_seconds=later)
     outcomes.append(outcome)
+    if on_outcome:
+      on_outcome(outcome)
     if outcome.startup_seconds and outcome.steps_per_second:
       evals = [o.seconds for o in outcomes
                if not o.skipped and o.phase.kind != TRAIN]
