@@ -2,24 +2,23 @@
 
 A layout that does not fit is otherwise found by the TPU job itself, after
 start-up and graph compilation. The configuration is read exactly as
-`t5_mesh_transformer` reads it (Mesh TF's defaults.gin, then the gin files,
-then the bindings) and the checks are plain arithmetic on the result:
+`t5_mesh_transformer` reads it (cli_gin.py) and the checks are plain
+arithmetic on the result:
 
 - the mesh has as many devices as the slice (v2/v3: one per core);
 - every Switch/MoE layer's experts (and expert hidden units) divide evenly
   over the mesh dimension the layout splits them over.
 """
 
-import contextlib
 import dataclasses
 import logging
-import os
 import re
-import sys
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import gin
 import mesh_tensorflow as mtf
+
+from switch_mtf import cli_gin
 
 # TPU generations whose accelerator type "vX-N" counts devices: one per core
 # (TPUEstimator runs one replica per core). Others: pass num_cores.
@@ -62,74 +61,10 @@ def cores_of(accelerator_type: str) -> int:
   return int(match.group(2))
 
 
-@contextlib.contextmanager
-def _no_namespace_shadows(gin_dirs: Sequence[str]) -> Iterator[None]:
-  """Hides sys.path entries holding a plain folder named like a gin folder.
-
-  gin asks importlib whether `runs/x.gin` is a file of a Python package
-  `runs`; a folder `runs/` without `__init__.py` in a sys.path entry (the
-  repo root under pytest or `python -m`, after `make demo` made `runs/`) is
-  a namespace package without a file, and gin then fails with a TypeError
-  instead of trying the next search path.
-  """
-  names = {entry for d in gin_dirs if os.path.isdir(d)
-           for entry in os.listdir(d) if os.path.isdir(os.path.join(d, entry))}
-  saved = list(sys.path)
-
-  def shadows(entry):
-    base = os.path.abspath(entry or os.curdir)
-    return any(os.path.isdir(os.path.join(base, n)) and not os.path.exists(
-        os.path.join(base, n, "__init__.py")) for n in names)
-  sys.path[:] = [entry for entry in saved if not shadows(entry)]
-  try:
-    yield
-  finally:
-    sys.path[:] = saved
-
-
-def _parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
-  """Parses like mesh_transformer_main (defaults first, unknowns kept)."""
-  # pylint: disable=g-import-not-at-top,protected-access
-  import pkg_resources
-  from mesh_tensorflow.transformer import utils as mtf_utils
-  import switch_mtf
-  from switch_mtf import launcher
-  # t5.models' __init__ imports torch; gin files import t5.models modules.
-  launcher.import_t5_models_without_torch()
-  from t5.models import mesh_transformer
-  # pylint: enable=g-import-not-at-top,protected-access
-  gin.clear_config()
-  # gin logs "Path not found" for each search path it tries before the one
-  # that has the file; real failures raise.
-  logging.getLogger().addFilter(_quiet_gin_search)
-  t5_gin_dir = pkg_resources.resource_filename("t5.models", "gin")
-  gin.add_config_file_search_path(t5_gin_dir)
-  our_gin_dir = switch_mtf.gin_paths.add_gin_search_path()
-  skip = mesh_transformer.DEPRECATED_GIN_REFERENCES
-  with _no_namespace_shadows([our_gin_dir, t5_gin_dir]):
-    gin.parse_config_file(pkg_resources.resource_filename(
-        mtf_utils.__name__, "gin/defaults.gin"), skip_unknown=skip)
-    gin.parse_config_files_and_bindings(list(gin_files), list(gin_params),
-                                        skip_unknown=skip,
-                                        finalize_config=False)
-
-
 def _quiet_gin_search(record: logging.LogRecord) -> bool:
+  """gin logs "Path not found" for each search path it tries before the one
+  that has the file; real failures raise."""
   return not record.getMessage().startswith("Path not found: ")
-
-
-def _mesh_shape() -> mtf.Shape:
-  # pylint: disable-next=g-import-not-at-top
-  from mesh_tensorflow.transformer import utils as mtf_utils
-  value = gin.query_parameter("utils.run.mesh_shape")
-  if isinstance(value, gin.config.ConfigurableReference):
-    if value.configurable.name != "tpu_mesh_shape":
-      raise LayoutError(
-          "utils.run.mesh_shape is bound to @%s(), which this check cannot "
-          "evaluate; bind a mesh shape string such as 'model:8,batch:4' or "
-          "@utils.tpu_mesh_shape()." % value.configurable.name)
-    return mtf.convert_to_shape(mtf_utils.tpu_mesh_shape())
-  return mtf.convert_to_shape(value)
 
 
 def _expert_layers() -> Tuple[ExpertLayer, ...]:
@@ -138,8 +73,7 @@ def _expert_layers() -> Tuple[ExpertLayer, ...]:
   from mesh_tensorflow.transformer import transformer
   from switch_mtf import layer as switch_layer
   # pylint: enable=g-import-not-at-top
-  model_type = gin.query_parameter("utils.run.model_type") if _bound(
-      "utils.run.model_type") else "bitransformer"
+  model_type = cli_gin.run_arg("model_type")
   stacks = ("encoder", "decoder") if model_type == "bitransformer" else ("",)
   found = []
   for stack in stacks:
@@ -171,24 +105,19 @@ def _rule_pairs(value) -> Tuple[Tuple[str, str], ...]:
   return tuple((str(a), str(b)) for a, b in value)
 
 
-def _bound(name: str) -> bool:
-  try:
-    gin.query_parameter(name)
-    return True
-  except ValueError:
-    return False
-
-
 def resolve(gin_files: Sequence[str], gin_params: Sequence[str]) -> Layout:
   """The mesh, layout rules and expert layers the CLI would build."""
-  _parse(gin_files, gin_params)
+  root = logging.getLogger()
+  root.addFilter(_quiet_gin_search)
   try:
+    cli_gin.parse(gin_files, gin_params)
     return Layout(
-        mesh_shape=_mesh_shape(),
-        rule_pairs=_rule_pairs(gin.query_parameter("utils.run.layout_rules")),
+        mesh_shape=mtf.convert_to_shape(cli_gin.run_arg("mesh_shape")),
+        rule_pairs=_rule_pairs(cli_gin.run_arg("layout_rules")),
         expert_layers=_expert_layers())
   finally:
     gin.clear_config()
+    root.removeFilter(_quiet_gin_search)
 
 
 def problems(layout: Layout, num_devices: Optional[int]) -> List[str]:
