@@ -43,8 +43,10 @@ def test_gather_mode_trains_like_einsum_mode():
   assert set(gather.variables) == set(einsum.variables)
   for name, value in einsum.variables.items():
     assert not np.allclose(value, einsum.initial_variables[name]), name
-    np.testing.assert_allclose(gather.variables[name], value, rtol=1e-6,
-                               atol=1e-7, err_msg=name)
+    # Gradients sum in a different order in the two modes (and multi-
+    # threaded CPU reductions vary run to run), so allow float32 rounding.
+    np.testing.assert_allclose(gather.variables[name], value, rtol=1e-5,
+                               atol=1e-6, err_msg=name)
 
 
 def test_gather_mode_builds_no_one_hot_slot_tensor():
