@@ -7,7 +7,7 @@ TORCH_LOCK := requirements/torch-py311.txt
 STAMP := $(VENV)/.switch_mtf_installed
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-torch test test-all demo bench bench-quick clean-venv
+.PHONY: setup setup-torch test test-all demo distill-demo bench bench-quick clean-venv
 
 setup: $(STAMP)
 
@@ -36,6 +36,9 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py $(DEMO_ARGS)
+
+distill-demo: $(STAMP)
+	$(BIN)/python tools/distill_demo.py $(DISTILL_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(BENCH_ARGS)
