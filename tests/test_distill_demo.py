@@ -144,11 +144,19 @@ def test_parameters_of_one_model_in_a_student_teacher_checkpoint(tmp_path):
   assert distill_demo.parameters(str(tmp_path / "none")) is None
 
 
-def _report(dense, student, teacher, sizes=(100, 100, 400)):
-  rows = [distill_demo.Row("dense", "d"), distill_demo.Row("student", "s"),
-          distill_demo.Row("teacher", "t")]
-  losses = {"dense": dense, "student": student, "teacher": teacher}
-  size = dict(zip(losses, sizes))
+def _report(dense, student, teacher, sizes=(100, 100, 400), no_init=None,
+            init_only=None):
+  rows = [distill_demo.Row("dense", "d"), distill_demo.Row("student", "s")]
+  losses = {"dense": dense, "student": student}
+  for label, directory, loss in (("no init", distill_demo.NO_INIT, no_init),
+                                 ("init only", distill_demo.INIT_ONLY,
+                                  init_only)):
+    if loss is not None:
+      rows.append(distill_demo.Row(label, "/run/" + directory))
+      losses[label] = loss
+  rows.append(distill_demo.Row("teacher", "t"))
+  losses["teacher"] = teacher
+  size = {"dense": sizes[0], "student": sizes[1], "teacher": sizes[2]}
   return (distill_demo.results_table(losses, size, rows),
           "\n".join(distill_demo.findings(losses, size, rows)))
 
@@ -166,9 +174,25 @@ def test_report_says_when_the_fraction_means_nothing():
   assert table[3].endswith("| -0.100 | – |")
   assert "not better than the dense model here (+0.050)" in text
   _, text = _report(5.0, 4.7, 4.8)
-  assert "150%" in text and "beats its teacher" in text
+  assert "150%" in text and "beats its teacher (-0.100)" in text
+  _, text = _report(5.0, 4.9, 5.05)
+  assert "beats its teacher (-0.150)" in text
   _, text = _report(5.0, 4.9, 4.8, sizes=(100, 120, 400))
   assert "not the same architecture" in text
+
+
+def test_report_separates_init_and_soft_targets_with_ablations():
+  table, text = _report(5.0, 4.85, 4.8, no_init=4.95, init_only=4.9)
+  assert [line.split(" |")[0] for line in table[2:]] == [
+      "| dense", "| student", "| no init", "| init only", "| teacher"]
+  assert table[4].endswith("| 4.950 | 141.2 | -0.050 | 25% |")
+  assert "Init from the teacher alone: -0.100 vs dense" in text
+  assert ("adding the soft targets (the distilled student) changes that by "
+          "-0.050" in text)
+  assert ("Distillation without the init: -0.050 vs dense; the init changes "
+          "that by -0.100" in text)
+  _, text = _report(5.0, 4.85, 4.8)
+  assert "`--ablations` separates" in text
 
 
 @pytest.mark.slow
