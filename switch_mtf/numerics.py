@@ -45,7 +45,8 @@ def router_metric_tensors(graph: tf.Graph) -> Dict[str, List[tf.Tensor]]:
   for summary in graph.get_collection(tf.GraphKeys.SUMMARIES):
     if summary.op.type != "ScalarSummary":
       continue
-    tag = tf.get_static_value(summary.op.inputs[0])
+    tag = tf.get_static_value(summary.op.inputs[0])  # 0-d bytes array
+    tag = tag.item() if isinstance(tag, np.ndarray) else tag
     match = _ROUTER_TAG.match(tag.decode() if isinstance(tag, bytes) else "")
     if match:
       found.setdefault(match.group("layer"), []).append(
