@@ -191,6 +191,7 @@ def record_outcome(run_dir: str, outcome: pipeline.Outcome) -> None:
   runs.append({"phase": outcome.phase.name, "seconds": outcome.seconds,
                "resumed_from": outcome.resumed_from,
                "load_average": outcome.load_average,
+               "cpu_seconds": outcome.cpu_seconds,
                "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
   temporary = path + ".tmp"
   with open(temporary, "w") as f:
@@ -218,6 +219,9 @@ def phase_times(plan: Sequence[pipeline.Phase],
              if r["load_average"] is not None]
     notes = ["resumed from step %d" % r["resumed_from"] for r in runs
              if r["resumed_from"]]
+    cpu = [r.get("cpu_seconds") for r in runs]
+    if cpu and None not in cpu:
+      notes.append("CPU time %s" % cli_progress.format_duration(sum(cpu)))
     if loads:
       notes.append("load %.1f" % (sum(l * t for l, t in loads) /
                                   max(sum(t for _, t in loads), 1e-9)))
@@ -248,11 +252,12 @@ def _intro(config: DemoConfig) -> List[str]:
   total, parts = phase_times(phases(config), load_timing(config.run_dir))
   cores = os.cpu_count() or 0
   lines.append(
-      "- The phases took %s on %d cores (all invocations; with the "
-      "machine's mean load average while they ran: above %d, other "
-      "processes shared the CPU and the times are longer than a solo "
-      "run's): %s." % (cli_progress.format_duration(total), cores, cores,
-                       "; ".join(parts)))
+      "- The phases took %s on %d cores (all invocations; with each CLI "
+      "process's CPU time and the machine's mean load average while it "
+      "ran: above %d, other processes shared the CPU and the times are "
+      "longer than a solo run's): %s." % (
+          cli_progress.format_duration(total), cores, cores,
+          "; ".join(parts)))
   lines += [
       "",
       "**Read with care.** This is a CPU run of small models (by default "

@@ -19,9 +19,12 @@ per step.
 import dataclasses
 import fcntl
 import os
+import queue
+import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import IO, Callable, List, Optional, Sequence
 
@@ -99,6 +102,9 @@ class Outcome:
   # Mean 1-minute load average while it ran: above the core count, other
   # processes shared the CPU and its times are not those of a solo run.
   load_average: Optional[float] = None
+  # CPU time (user + system) of the CLI process: less dependent on other
+  # processes than wall-clock time.
+  cpu_seconds: Optional[float] = None
 
 
 class PhaseFailed(RuntimeError):
@@ -204,6 +210,11 @@ class _Display:
     self._out.flush()
 
 
+def _children_cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
+
+
 class _LoadSampler:
   """The 1-minute load average, sampled every few seconds."""
 
@@ -220,6 +231,18 @@ class _LoadSampler:
 
   def mean(self) -> Optional[float]:
     return sum(self._samples) / len(self._samples) if self._samples else None
+
+
+def _lines_of(process: subprocess.Popen) -> "queue.Queue[Optional[str]]":
+  """The process's output lines, read by a thread; None at the end."""
+  lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+  def pump():
+    for line in process.stdout:
+      lines.put(line)
+    lines.put(None)
+  threading.Thread(target=pump, daemon=True).start()
+  return lines
 
 
 def _spawn(command: List[str]) -> subprocess.Popen:
@@ -300,14 +323,23 @@ def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
       os.path.join(phase.model_dir, events.PER_STEP_DIR))
             if phase.kind == TRAIN else None)
   started = time.monotonic()
+  cpu_before = _children_cpu_seconds()
   loads = _LoadSampler()
   with open(log_path, "a") as log:
     log.write("\n==== %s: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"),
                                    " ".join(command)))
     log.flush()
     process = _spawn(command)
+    lines = _lines_of(process)
     try:
-      for line in process.stdout:
+      while True:
+        try:
+          line = lines.get(timeout=1.0)
+        except queue.Empty:  # Silent (graph building...): keep time moving.
+          display.show(tracker.status())
+          continue
+        if line is None:
+          break
         log.write(line)
         loads.sample()
         event = parser.feed(line)
@@ -353,7 +385,8 @@ def run_phase(phase: Phase, label: str, out: Optional[IO[str]] = None,
                  resumed_from=resumed_from, final_step=tracker.step,
                  startup_seconds=tracker.startup_seconds,
                  steps_per_second=tracker.steps_per_second,
-                 load_average=loads.mean())
+                 load_average=loads.mean(),
+                 cpu_seconds=_children_cpu_seconds() - cpu_before)
 
 
 def estimate_seconds(phases: Sequence[Phase], startup_seconds: float,

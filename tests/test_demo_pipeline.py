@@ -235,14 +235,15 @@ def test_phase_times_add_up_over_invocations(tmp_path):
   switch = plan[0]
   # Interrupted after 100 s, resumed for 50 s; then skipped in a third run.
   for outcome in (pipeline.Outcome(switch, False, 100.0, None, None, 30.0,
-                                   2.0, 4.0),
+                                   2.0, 4.0, 150.0),
                   pipeline.Outcome(switch, False, 50.0, 8, None, 30.0, 2.0,
-                                   1.0),
+                                   1.0, 75.0),
                   pipeline.Outcome(switch, True)):
     demo.record_outcome(config.run_dir, outcome)
   assert len(demo.load_timing(config.run_dir)) == 2
   total, parts = demo.phase_times(plan, demo.load_timing(config.run_dir))
   assert total == 150.0
   # Load weighted by time: (4 * 100 + 1 * 50) / 150 = 3.0.
-  assert parts[0] == "pretrain switch 2:30 (resumed from step 8, load 3.0)"
+  assert parts[0] == ("pretrain switch 2:30 (resumed from step 8, CPU time "
+                      "3:45, load 3.0)")
   assert parts[1] == "pretrain dense 0:00"
