@@ -231,8 +231,10 @@ class ProgressTracker:
       if self.step is None:
         self.stage = "writing the checkpoint of step %d" % event.step
     elif isinstance(event, EvalMetric):
+      self.stage = "evaluated step %d:" % event.step
       self.eval_values[event.tag] = event.value
     elif isinstance(event, EvalResults):
+      self.stage = "evaluated step %d:" % event.step
       self.eval_values.update(
           (k, v) for k, v in event.values if k in _SHOWN_EVAL_RESULTS)
 

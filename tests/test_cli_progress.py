@@ -138,7 +138,8 @@ def test_eval_values_and_unknown_eta_in_status():
   tracker = cp.ProgressTracker("6/6 evaluate", None, clock=FakeClock())
   tracker.update(cp.EvalMetric("eval/cb/accuracy", 230, 50.0))
   assert tracker.eta_seconds is None
-  assert "eval/cb/accuracy 50" in tracker.status()
+  assert "[6/6 evaluate] evaluated step 230: eval/cb/accuracy 50" in (
+      tracker.status())
 
 
 @pytest.mark.parametrize("seconds,text", [
