@@ -17,7 +17,7 @@ DENSE_GIN = "models/t5_tiny.gin"
 SWITCH_GIN = "models/switch_tiny.gin"
 TOP2_GIN = "bench/moe_top2_tiny.gin"
 RECIPE_GIN = "bench/pretrain_recipe.gin"
-ANCHOR_RECIPE_GIN = "bench/anchor_recipe.gin"
+RSQRT_RECIPE_GIN = "bench/rsqrt_recipe.gin"
 FINETUNE_RECIPE_GIN = "bench/finetune_recipe.gin"
 FINETUNE_MIXTURE = "local_super_glue_rte"
 SAMPLE_EFFICIENCY_EXPERTS = (4, 8, 16, 32)
@@ -101,11 +101,10 @@ def claims(budget: Budget) -> Dict[str, List[Run]]:
   if budget is QUICK:
     return out
   out["recipe"] = [
-      _run(budget, "anchor_dense", 0, DENSE_GIN,
-           recipe_gin=ANCHOR_RECIPE_GIN),
-      _run(budget, "anchor_switch_E%d" % ABLATION_EXPERTS, 0, SWITCH_GIN,
+      _run(budget, "rsqrt_dense", 0, DENSE_GIN, recipe_gin=RSQRT_RECIPE_GIN),
+      _run(budget, "rsqrt_switch_E%d" % ABLATION_EXPERTS, 0, SWITCH_GIN,
            ["num_experts = %d" % ABLATION_EXPERTS],
-           recipe_gin=ANCHOR_RECIPE_GIN),
+           recipe_gin=RSQRT_RECIPE_GIN),
       dense(budget, 0), switch(budget, 0)]
   out["capacity_factor"] = [
       switch(budget, s, capacity_factor=cf)
