@@ -14,7 +14,10 @@ also before training; the checks here cover what no single layer sees.
 """
 
 import dataclasses
+import gzip
+import os
 import re
+import zlib
 from typing import Any, List, Optional, Sequence, Tuple
 
 import gin
@@ -223,6 +226,49 @@ def first_example(task: seqio.Task, sequence_length: Any,
             "for the first batch" % split) from None
 
 
+def gzip_problems(paths: Sequence[str]) -> List[str]:
+  """Damaged gzip files (truncated, corrupt), each read to its end.
+
+  TensorFlow's TextLineDataset stops silently at the damage of a truncated
+  gzip file, so training would run on part of the data without a word.
+  """
+  found = []
+  for path in paths:
+    try:
+      with gzip.open(path, "rb") as f:
+        while f.read(1 << 20):
+          pass
+    except (EOFError, OSError, zlib.error) as e:
+      found.append(
+          "%s is a damaged gzip file (%s: %s); TensorFlow would read it only "
+          "up to the damage, without an error. Restore the file (the shipped "
+          "ones come with the package: reinstall it)."
+          % (path, type(e).__name__, e))
+  return found
+
+
+def embedded_data_files(task_name: str, split: str) -> List[str]:
+  """The existing local files an embedded task reads for `split`."""
+  # pylint: disable=g-import-not-at-top
+  from switch_mtf.tasks import local_superglue
+  from switch_mtf.tasks import paths as task_paths
+  from switch_mtf.tasks import readers
+  from switch_mtf.tasks import wiki
+  # pylint: enable=g-import-not-at-top
+  if task_name.startswith("wiki_") and split in wiki.SPLIT_FILES:
+    candidates = [os.path.join(task_paths.WIKI_DIR, wiki.SPLIT_FILES[split])]
+  elif task_name in local_superglue.GLUE_STYLE_TASKS or task_name in (
+      local_superglue.WSC_TRAIN_TASK, local_superglue.WSC_EVAL_TASK):
+    task_dir = local_superglue.GLUE_STYLE_TASKS.get(
+        task_name, (None, local_superglue.WSC_DIR))[1]
+    stem = os.path.join(readers.local_superglue_dir(), task_dir,
+                        readers.SPLIT_FILES.get(split, split))
+    candidates = [stem + ".jsonl", stem + ".jsonl.gz"]
+  else:
+    candidates = []
+  return [path for path in candidates if os.path.isfile(path)]
+
+
 def data_problems(mixture_or_task_name: str, sequence_length: Any,
                   split: str) -> List[str]:
   """The task or mixture exists and each trained task yields an example."""
@@ -238,6 +284,11 @@ def data_problems(mixture_or_task_name: str, sequence_length: Any,
     tasks = [provider]
   found = []
   for task in tasks:
+    damaged = gzip_problems([p for p in embedded_data_files(task.name, split)
+                             if p.endswith(".gz")])
+    if damaged:
+      found += damaged
+      continue
     try:
       first_example(task, sequence_length, split)
     except Exception as e:  # pylint: disable=broad-except

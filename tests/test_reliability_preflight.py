@@ -184,3 +184,12 @@ def test_missing_vocabulary_file(tmp_path, monkeypatch):
   problem = _one(_problems(data="wiki_span_corruption"))
   assert "SentencePiece model %s does not exist" % missing in problem
   assert os.path.isfile(paths.EMBEDDED_VOCAB_PATH)  # the shipped one is fine
+
+
+def test_damaged_gzip_data_is_named_not_silently_cut(tmp_path):
+  root = _superglue_dir(tmp_path, [_cb_row(i) for i in range(50)])
+  path = os.path.join(root, "CB", "train.jsonl.gz")
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 20)
+  problem = _one(_cb_problems(root))
+  assert problem.startswith("%s is a damaged gzip file (EOFError" % path)
