@@ -7,7 +7,7 @@ splits them over. Example:
 
   .venv/bin/python tools/tpu_launch.py --tpu=my-tpu --zone=europe-west4-a \\
     --project=my-project --model_dir=gs://my-bucket/switch_base \\
-    --model_gin=models/switch_base.gin --layout_gin=layouts/v3-32.gin \\
+    --model_gin=models/switch_base.gin --layout_gin=layouts/v3-32_ep.gin \\
     --accelerator_type=v3-32 --mixture=c4_span_corruption
 """
 
