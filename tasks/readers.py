@@ -10,7 +10,8 @@ produce a silently empty dataset.
 import gzip
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+import zlib
 
 import gin
 
@@ -49,30 +50,43 @@ def split_file(data_dir: str, task_dir: str, split: str) -> str:
       f"{task_dir} needs it in the SuperGLUE folder {data_dir}.")
 
 
-def _open_text(path: str):
-  if path.endswith(".gz"):
-    return gzip.open(path, "rt", encoding="utf-8")
-  return open(path, "rt", encoding="utf-8")
+def _binary_lines(path: str) -> Iterator[bytes]:
+  """Lines as bytes; a damaged gzip file is reported with its path."""
+  opener = gzip.open if path.endswith(".gz") else open
+  try:
+    with opener(path, "rb") as f:
+      yield from f
+  except FileNotFoundError:
+    raise
+  except (EOFError, OSError, zlib.error) as e:
+    raise ValueError(
+        f"{path}: cannot be read ({type(e).__name__}: {e}); the file is "
+        "damaged or truncated, restore it from its source.") from e
 
 
 def read_jsonl(path: str) -> List[Tuple[int, Row]]:
   """(line number, row) for every non-blank line; errors name file and line."""
   rows = []
-  with _open_text(path) as f:
-    for line_number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(
-            f"{path}:{line_number}: malformed JSON ({e.msg} at column "
-            f"{e.colno}).") from e
-      if not isinstance(row, dict):
-        raise ValueError(
-            f"{path}:{line_number}: expected a JSON object, got "
-            f"{type(row).__name__}.")
-      rows.append((line_number, row))
+  for line_number, raw in enumerate(_binary_lines(path), start=1):
+    try:
+      line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise ValueError(
+          f"{path}:{line_number}: not UTF-8 ({e.reason} at byte "
+          f"{e.start}).") from e
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise ValueError(
+          f"{path}:{line_number}: malformed JSON ({e.msg} at column "
+          f"{e.colno}).") from e
+    if not isinstance(row, dict):
+      raise ValueError(
+          f"{path}:{line_number}: expected a JSON object, got "
+          f"{type(row).__name__}.")
+    rows.append((line_number, row))
   if not rows:
     raise ValueError(f"{path} is empty: it has no JSON rows.")
   return rows

@@ -26,8 +26,10 @@ Example = Dict[str, Any]
 def _label_text(config_name: str, label: Any) -> str:
   """The TFDS class name for an official label value."""
   if config_name == "copa":
-    # bool is an int subclass; COPA labels are plain 0/1.
-    if isinstance(label, bool) or label not in _COPA_LABELS:
+    # bool is an int subclass; COPA labels are plain 0/1. Lists and dicts
+    # are unhashable, so test the type before the lookup.
+    if not isinstance(label, int) or isinstance(label, bool) or (
+        label not in _COPA_LABELS):
       raise ValueError(f"COPA label must be 0 or 1, got {label!r}")
     return _COPA_LABELS[label]
   if isinstance(label, bool):

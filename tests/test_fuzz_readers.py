@@ -7,10 +7,6 @@ are emptied, gzip-damaged or removed. The readers the local tasks use must
 then either raise ValueError / FileNotFoundError whose message names the
 file and, for a bad row, its line, or return examples exactly as TFDS would
 type them. Any other exception is a crash without a usable message.
-
-Cases a reader does not yet meet are marked xfail(strict=True), with the fix
-they need in tasks/ (owned by the tasks): when it lands they pass, and the
-strict marker turns that into a failure until it is removed.
 """
 
 import collections
@@ -150,16 +146,9 @@ def _read(config, path, bad_line, expected_rows):
 
 ROW_MUTATIONS = [
     _drop_field, _add_field, _scalar_value,
-    pytest.param(_container_value, marks=pytest.mark.xfail(
-        strict=True, raises=TypeError,
-        reason="superglue_rows._label_text: COPA `label not in "
-        "_COPA_LABELS` raises TypeError for a list/dict label; check "
-        "isinstance(label, int) first")),
+    _container_value,
     _cut_line, _other_json, _garbage,
-    pytest.param(_invalid_utf8, marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason="readers.read_jsonl: UnicodeDecodeError without file and "
-        "line; decode each line in the loop and name path:line")),
+    _invalid_utf8,
 ]
 
 
@@ -207,10 +196,6 @@ def test_damaged_gzip_files_are_named_by_preflight(seed_rows, tmp_path):
     COUNTS["damaged_gzip_preflight"] += 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="readers._open_text: EOFError/BadGzipFile/zlib."
-                   "error without the path; catch them in read_jsonl and "
-                   "name the file")
 def test_damaged_gzip_files_are_named_by_the_reader(seed_rows, tmp_path):
   rng = random.Random("gzip")
   for config, path in _damaged_files(rng, seed_rows, tmp_path):
