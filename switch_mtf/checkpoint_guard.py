@@ -31,6 +31,9 @@ import tensorflow.compat.v1 as tf
 from switch_mtf import checkpoints
 
 FALLBACK_ENV_VAR = "SWITCH_MTF_CHECKPOINT_FALLBACK"
+# The global step a run started training from in its model dir: 0, or the
+# step of the checkpoint it was initialised from (fine-tuning).
+RUN_START_FILE = "switch_mtf_run_start"
 QUARANTINE_DIR = "corrupt_checkpoints"
 _INDEX_FILE = re.compile(r"^model\.ckpt-(\d+)\.index$")
 _FILES_OF_STEP = r"^model\.ckpt-%d(?:\.index|\.meta|\.data-\d{5}-of-\d{5})$"
@@ -148,6 +151,38 @@ def resume_point(model_dir: str, fall_back: bool = False) -> Optional[int]:
                   checkpoints.checkpoint_path(model_dir, good), good, damaged,
                   " and the state file" if bad_state else "", where)
   return good
+
+
+def run_start_step(model_dir: str) -> Optional[int]:
+  """The step recorded by RecordRunStart, or None (not a reliable run)."""
+  path = os.path.join(model_dir, RUN_START_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return int(f.read().strip())
+
+
+class RecordRunStart(tf.train.CheckpointSaverListener):
+  """Writes the starting step of a fresh run before its first checkpoint.
+
+  A resumed run must skip the data and replay the random streams of the
+  steps since the run started, which is not step 0 when it was initialised
+  from a checkpoint. Written before the first checkpoint exists, so every
+  resumable model dir has it.
+  """
+
+  def __init__(self, model_dir: str):
+    self._model_dir = model_dir
+    self._recorded = False
+
+  def before_save(self, session, global_step_value):
+    del session
+    if not self._recorded:
+      path = os.path.join(self._model_dir, RUN_START_FILE)
+      with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        f.write("%d\n" % global_step_value)
+      tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+      self._recorded = True
 
 
 class ContinueFromSavedState(tf.train.CheckpointSaverListener):

@@ -20,7 +20,7 @@ interruption. `ReproducibleRandomHook` does both at the right moments.
 
 import collections
 import zlib
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from absl import logging
 import tensorflow.compat.v1 as tf
@@ -99,11 +99,12 @@ def replay(session: tf.Session, per_step_ops: Sequence[tf.Operation],
 class ReproducibleRandomHook(tf.train.SessionRunHook):
   """Fixes seeds at graph build; replays streams after a restore."""
 
-  def __init__(self, seed: int, first_step: int = 0):
-    """`first_step`: global step the run started counting from (0 unless
-    fine-tuning, where it is the pre-trained step; see skip_seen_data)."""
+  def __init__(self, seed: int, replay_from: Optional[int] = None):
+    """`replay_from`: None for a fresh run; when resuming, the global step
+    the run started training from (0, or the step of the checkpoint it was
+    initialised from): the steps since then are replayed."""
     self._seed = seed
-    self._first_step = first_step
+    self._replay_from = replay_from
     self._per_step_ops = []
     self._replayable = True
 
@@ -126,8 +127,10 @@ class ReproducibleRandomHook(tf.train.SessionRunHook):
 
   def after_create_session(self, session, coord):
     del coord
-    steps = int(session.run(self._global_step)) - self._first_step
-    if steps > 0 and self._per_step_ops and self._replayable:
+    if self._replay_from is None or not self._replayable:
+      return
+    steps = int(session.run(self._global_step)) - self._replay_from
+    if steps > 0 and self._per_step_ops:
       logging.info("Replaying %d steps of %d random streams so that the "
                    "resumed run draws what an uninterrupted one would.",
                    steps, len(self._per_step_ops))

@@ -127,9 +127,12 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
 
   Args:
     estimator, vocabulary, sequence_length, batch_size, train_dataset_fn,
-      train_steps, ensemble_inputs, dataset_split, seen_data_init_step,
-      checkpoint_input_pipeline: as in `utils.train_model`; `utils.run`
-      passes them.
+      train_steps, ensemble_inputs, dataset_split, checkpoint_input_pipeline:
+      as in `utils.train_model`; `utils.run` passes them.
+    seen_data_init_step: as in `utils.train_model`, for model dirs of runs
+      started without this function; otherwise the step the run started
+      from is read from the model dir (checkpoint_guard.RUN_START_FILE), so
+      fine-tuning from `utils.run.init_checkpoint` resumes right unasked.
     skip_seen_data: as in `utils.train_model`; runs/reliable.gin turns it
       on (`utils.run.skip_seen_data`, which `utils.run` passes here), so that
       a resumed run continues the data where its checkpoint left it.
@@ -148,18 +151,26 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
   resumed_from = checkpoint_guard.resume_point(
       model_dir, checkpoint_guard.fall_back_requested(
           fall_back_to_previous_checkpoint))
-  if resumed_from and not skip_seen_data:
-    logging.warning("Resuming from step %d without utils.run.skip_seen_data: "
-                    "the data starts over from its first batch.",
-                    resumed_from)
+  listeners = [numerics.FiniteCheckpointListener(model_dir)]
+  if resumed_from is None:
+    listeners.append(checkpoint_guard.RecordRunStart(model_dir))
+    run_start = None
+  else:
+    # Steps taken since the run started: skipped in the data, replayed in
+    # the random streams. Recorded by the first run in this model dir.
+    run_start = checkpoint_guard.run_start_step(model_dir)
+    run_start = seen_data_init_step if run_start is None else run_start
+    if not skip_seen_data:
+      logging.warning("Resuming from step %d without utils.run."
+                      "skip_seen_data: the data starts over from its first "
+                      "batch.", resumed_from)
+  listeners.append(checkpoint_guard.ContinueFromSavedState())
   hooks = [numerics.NonFiniteGuard(model_dir,
                                    max_consecutive_nonfinite_steps)]
   if seed is not None:
     train_dataset_fn = _seeded(train_dataset_fn, seed)
     hooks.append(random_streams.ReproducibleRandomHook(
-        seed, first_step=seen_data_init_step))
-  listeners = [numerics.FiniteCheckpointListener(model_dir),
-               checkpoint_guard.ContinueFromSavedState()]
+        seed, replay_from=run_start))
   was_enabled = tf.resource_variables_enabled()
   tf.enable_resource_variables()
   try:
@@ -167,7 +178,8 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
         _WithHooks(estimator, hooks, listeners), vocabulary, sequence_length,
         batch_size, train_dataset_fn, train_steps, ensemble_inputs,
         dataset_split=dataset_split, skip_seen_data=skip_seen_data,
-        seen_data_init_step=seen_data_init_step,
+        seen_data_init_step=(seen_data_init_step if run_start is None
+                             else run_start),
         checkpoint_input_pipeline=checkpoint_input_pipeline)
   finally:
     if not was_enabled:

@@ -142,3 +142,13 @@ def test_kill_during_the_first_save_starts_over(model_dir):
     if not name.startswith("model.ckpt-0."):
       os.remove(os.path.join(model_dir, name))
   assert checkpoint_guard.resume_point(model_dir) is None
+
+
+def test_run_start_is_recorded_once_before_the_first_checkpoint(tmp_path):
+  model_dir = str(tmp_path)
+  assert checkpoint_guard.run_start_step(model_dir) is None
+  listener = checkpoint_guard.RecordRunStart(model_dir)
+  listener.before_save(None, 600)  # e.g. initialised from step 600
+  listener.before_save(None, 700)
+  assert checkpoint_guard.run_start_step(model_dir) == 600
+  assert os.listdir(model_dir) == [checkpoint_guard.RUN_START_FILE]
