@@ -70,7 +70,7 @@ def fixture_reference(tmp_path_factory):
   return model_dir, losses
 
 
-def _kill_when(model_dir, workdir, ready, delay):
+def _kill_when(model_dir, workdir, ready, delay, flags=FLAGS):
   """Starts the CLI; SIGKILLs it `delay` s after `ready(...)` is true.
 
   `ready(model_dir, log_text, first_step)` is polled every 5 ms.
@@ -82,7 +82,7 @@ def _kill_when(model_dir, workdir, ready, delay):
   log_path = os.path.join(workdir, "killed-%d.log" % time.monotonic_ns())
   with open(log_path, "w") as log:
     proc = subprocess.Popen(
-        [cli_runs.LAUNCHER, "--model_dir=" + model_dir, *FLAGS],
+        [cli_runs.LAUNCHER, "--model_dir=" + model_dir, *flags],
         cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
                  CUDA_VISIBLE_DEVICES=""))
@@ -117,18 +117,26 @@ def _writing_a_new_checkpoint(model_dir, log_text, first_step):
              for m in map(_TEMP.match, os.listdir(model_dir)) if m)
 
 
-def _rerun_and_check(model_dir, workdir, reference, killed):
-  """Reruns to the end; checks every run's losses and the final weights."""
+def _rerun_and_check(model_dir, workdir, reference, killed, flags=FLAGS,
+                     run_start=0):
+  """Reruns to the end; checks every run's losses and the final weights.
+
+  `reference`: (model dir, losses) of the uninterrupted run, which started
+  training at global step `run_start`.
+  """
   reference_dir, reference_losses = reference
   for first_step, log, _ in killed:
     printed = _losses(log)
-    assert printed == reference_losses[first_step:first_step + len(printed)]
+    first = max(first_step - run_start, 0)
+    assert printed == reference_losses[first:first + len(printed)]
   resume_step = _latest_step(model_dir)
-  proc = cli_runs.run_cli(model_dir, FLAGS, cwd=workdir)
+  proc = cli_runs.run_cli(model_dir, flags, cwd=workdir)
   assert proc.returncode == 0, proc.stdout[-4000:]
-  if resume_step:
-    assert "Skipping %d steps of data" % resume_step in proc.stdout
-  assert _losses(proc.stdout) == reference_losses[resume_step:]
+  if resume_step > run_start:
+    assert "Skipping %d steps of data" % (resume_step - run_start) in (
+        proc.stdout)
+  assert _losses(proc.stdout) == reference_losses[
+      max(resume_step - run_start, 0):]
   _assert_bitwise_equal(model_dir, reference_dir)
 
 
@@ -204,3 +212,25 @@ def test_same_seed_same_loss_curve_and_weights(reference, tmp_path):
   assert proc.returncode == 0, proc.stdout[-4000:]
   assert _losses(proc.stdout) == reference[1]
   _assert_bitwise_equal(model_dir, reference[0])
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_run_initialised_from_a_checkpoint(reference, tmp_path):
+  # As fine-tuning does: a new model dir, weights and global step from
+  # another run's checkpoint; the resumed run must skip and replay only the
+  # steps since step 10, not since step 0.
+  flags = FLAGS + ("--gin_param=utils.run.init_checkpoint='%s'"
+                   % os.path.join(reference[0], "model.ckpt-10"),)
+  uninterrupted_dir = str(tmp_path / "uninterrupted")
+  proc = cli_runs.run_cli(uninterrupted_dir, flags, cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stdout[-4000:]
+  losses = _losses(proc.stdout)
+  assert len(losses) == STEPS - 10
+  model_dir = str(tmp_path / "model")
+  # Its log counts from step 11: 6 losses printed = global step 16.
+  killed = _kill_when(model_dir, str(tmp_path), _after_step(6), 0.0, flags)
+  assert killed is not None, "the run finished before the kill"
+  assert open(os.path.join(
+      model_dir, checkpoint_guard.RUN_START_FILE)).read() == "10\n"
+  _rerun_and_check(model_dir, str(tmp_path), (uninterrupted_dir, losses),
+                   [killed], flags, run_start=10)
