@@ -203,24 +203,41 @@ class _FakeLauncher(claims_runs.Launcher):
     return 0, 0.1
 
 
-def test_run_all_skips_finished_runs_and_stores_the_rest(tmp_path):
+def test_run_all_skips_finished_runs_and_reruns_stale_ones(tmp_path):
   from switch_mtf.bench import claims_execute  # pylint: disable=g-import-not-at-top
   runs = [claims_runs.Run(name="a_s0", model_gin="models/t5_tiny.gin",
                           train_steps=4),
           claims_runs.Run(name="b_s0", model_gin="models/t5_tiny.gin",
                           train_steps=4)]
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
-  store.put("a_s0", {"final_train_loss": 1.0})
+  done = {"run": runs[0].as_dict(), "final_train_loss": 1.0}
+  store.put("a_s0", done)
+  # b's stored entry is stale: it ran with another step count.
+  store.put("b_s0", {"run": dict(runs[1].as_dict(), train_steps=9)})
   launcher = _FakeLauncher(str(tmp_path / "work"))
   claims_execute.run_all(runs, store, launcher, log=lambda message: None,
                          keep_checkpoints=False)
   # Only b trained and evaluated; a's entry is untouched.
   assert [c[1] for c in launcher.commands] == [
       "--model_dir=" + launcher.model_dir(runs[1])] * 2
-  assert store.get("a_s0") == {"final_train_loss": 1.0}
+  assert store.get("a_s0") == done
   entry = store.get("b_s0")
   assert entry["steps_logged"] == 4 and not entry["diverged"]
   assert entry["final_eval"] == {"neg_log_perplexity": -5.5, "step": 4}
   assert "--gin_param=utils.run.train_steps = 4" in entry["train_command"]
   # Its scratch model directory is gone (no later run starts from it).
   assert not (tmp_path / "work" / "b_s0").exists()
+
+
+def test_speedup_without_aux_floor_subtracts_coef_per_moe_layer():
+  dense = _entry([(1000, 4.0)], [(500, 4.5), (1000, 4.0)])
+  switch = dict(_entry([(1000, 4.0)], [(500, 4.51), (1000, 4.02)]),
+                moe_layers=2)
+  # Raw: Switch never reaches 4.0; minus the 0.02 floor it reaches it at
+  # 4.49 -> 4.00, i.e. step 500 + 500 * 0.49 / 0.49 = 1000.
+  assert claims_analysis.speedup(switch, dense,
+                                 claims_analysis._train_curve)[
+                                     "step_reached"] is None
+  got = claims_analysis._speedup_without_aux(switch, dense)
+  assert math.isclose(got["step_reached"], 1000.0)
+  assert math.isclose(got["factor"], 1.0)

@@ -38,8 +38,12 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   needed = {r.init_from for r in by_name.values() if r.init_from}
   for index, run in enumerate(runs):
     if store.done(run.name):
-      log("claims: %s done, skipped" % run.name)
-      continue
+      if store.get(run.name).get("run") == run.as_dict():
+        log("claims: %s done, skipped" % run.name)
+        continue
+      log("claims: %s was stored with another config; running it again"
+          % run.name)
+      shutil.rmtree(launcher.model_dir(run), ignore_errors=True)
     init_run = by_name.get(run.init_from) if run.init_from else None
     if run.init_from and init_run is None:
       raise ValueError("run %s starts from %s, which is not planned; plan "
@@ -89,6 +93,7 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
       "train_seconds": round(train_seconds, 1),
       "steps_per_sec": data.steps_per_second,
       "params": data.parameters,
+      "moe_layers": len(data.router),
       "diverged": train["diverged"],
       "steps_logged": len(train["losses"]),
       "train_curve_10": claims_runs.curve(train["losses"], 10, 10),

@@ -40,7 +40,7 @@ class Budget:
 FULL = Budget(steps=1500, seeds=3, finetune_steps=400, checkpoint_every=250,
               prefix="")
 # Quick: training loss only (a separate eval process would double the time).
-QUICK = Budget(steps=250, seeds=1, finetune_steps=0, checkpoint_every=250,
+QUICK = Budget(steps=200, seeds=1, finetune_steps=0, checkpoint_every=200,
                prefix="quick_", eval_kind="none")
 
 

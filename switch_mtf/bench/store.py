@@ -72,6 +72,7 @@ class ResultStore:
     directory = os.path.dirname(os.path.abspath(self.path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would leave unreadable results
     with os.fdopen(fd, "w") as f:
       json.dump(self._data, f, indent=1, sort_keys=True)
       f.write("\n")
