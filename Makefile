@@ -28,11 +28,19 @@ setup-torch: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r $(LOCK) -r $(TORCH_LOCK)
 	$(BIN)/python -m pip check
 
+# One pytest process per test module: TensorFlow 1 graph-mode switches
+# (eager execution off, resource variables, logical devices) and gin's lock
+# are process-wide, so modules must not inherit each other's state.
+# Exit code 5 = every test of a module is deselected (e.g. all slow).
+TEST_MARKS ?= not slow
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+	@failed=""; for module in tests/test_*.py; do \
+	  $(BIN)/python -m pytest -q -m "$(TEST_MARKS)" $(PYTEST_ARGS) $$module; \
+	  rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then failed="$$failed $$module"; fi; \
+	done; if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+	$(MAKE) test TEST_MARKS=""
 
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py $(DEMO_ARGS)
