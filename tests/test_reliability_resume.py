@@ -54,6 +54,10 @@ def _assert_bitwise_equal(model_dir, reference_dir):
       len(differ), len(reference), differ[:3])
 
 
+def _files(model_dir):
+  return os.listdir(model_dir) if os.path.isdir(model_dir) else []
+
+
 def _latest_step(model_dir):
   state = tf.train.get_checkpoint_state(model_dir)
   return int(state.model_checkpoint_path.rsplit("-", 1)[1]) if state else 0
@@ -95,7 +99,7 @@ def _kill_when(model_dir, workdir, ready, delay, flags=FLAGS):
     if proc.poll() is not None:
       return None
     os.kill(proc.pid, signal.SIGKILL)
-    writing = any(map(_TEMP.match, os.listdir(model_dir)))
+    writing = any(map(_TEMP.match, _files(model_dir)))
     proc.wait()
   with open(log_path) as f:
     return first_step, f.read(), writing
@@ -114,7 +118,7 @@ def _writing_a_new_checkpoint(model_dir, log_text, first_step):
   del log_text
   fresh = not os.path.exists(os.path.join(model_dir, "checkpoint"))
   return any(int(m.group(1)) > first_step or fresh
-             for m in map(_TEMP.match, os.listdir(model_dir)) if m)
+             for m in map(_TEMP.match, _files(model_dir)) if m)
 
 
 def _rerun_and_check(model_dir, workdir, reference, killed, flags=FLAGS,
