@@ -126,13 +126,13 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
   aux = mtf.cast(aux, tf.float32)
   extra_tensors = extra(graph, y, aux) if extra else {}
 
-  update_ops = []
+  grad_tensors = {}
   if sgd_learning_rate is not None:
     objective = mtf.reduce_sum(y) + aux
     variables = graph.trainable_variables
     grads = mtf.gradients([objective], [v.outputs[0] for v in variables])
-    update_ops = mtf.optimize.SgdOptimizer(sgd_learning_rate).apply_grads(
-        grads, variables)
+    grad_tensors = {v.name: g for v, g in zip(variables, grads)
+                    if g is not None}
 
   shape = mtf.convert_to_shape(mesh_shape)
   mesh_impl = placement_mesh_impl.PlacementMeshImpl(
@@ -145,7 +145,8 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
   tf_aux = lowering.export_to_tf_tensor(aux)
   tf_extra = {k: lowering.export_to_tf_tensor(v)
               for k, v in extra_tensors.items()}
-  tf_updates = tf.group([lowering.lowered_operation(op) for op in update_ops])
+  tf_grads = {k: lowering.export_to_tf_tensor(g)
+              for k, g in grad_tensors.items()}
   tf_vars = {v.name: v.outputs[0] for v in graph.all_variables}
   tf_var_values = {k: lowering.export_to_tf_tensor(v)
                    for k, v in tf_vars.items()}
@@ -177,8 +178,14 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
       outputs.append(out["y"])
       if "summary" in out:
         summaries = _parse_summary(out["summary"])
-    for _ in range(train_steps if update_ops else 0):
-      sess.run(tf_updates)
+    masters = {v.op.name: v for v in tf.global_variables()}
+    for _ in range(train_steps if tf_grads else 0):
+      # Gradients first, then the SGD update: in one session.run TF1 may
+      # assign some weights before the backward pass has read them.
+      values, grads_now = sess.run([tf_var_values, tf_grads])
+      for name, grad in grads_now.items():
+        masters[name].load(values[name] - sgd_learning_rate * grad, sess)
+      sess.run(lowering.copy_masters_to_slices())
     final = sess.run(tf_var_values)
     if save_to:
       sess.run(lowering.copy_slices_to_masters())
