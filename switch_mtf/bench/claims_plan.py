@@ -61,7 +61,8 @@ def dense(budget: Budget, seed: int, **kwargs) -> Run:
 def switch(budget: Budget, seed: int, experts: int = ABLATION_EXPERTS,
            capacity_factor: float = DEFAULT_CAPACITY_FACTOR,
            init_scale: float = 1.0, z_loss: float = 0.0,
-           activation_dtype: str = "float32", **kwargs) -> Run:
+           activation_dtype: str = "float32", router_dtype: str = "float32",
+           **kwargs) -> Run:
   """Switch E experts; the name lists every knob that is not the default."""
   name = "switch_E%d" % experts
   params = ["num_experts = %d" % experts]
@@ -76,6 +77,9 @@ def switch(budget: Budget, seed: int, experts: int = ABLATION_EXPERTS,
     params.append("Switch.router_z_loss_coef = %r" % z_loss)
   if activation_dtype != "float32":
     name += "_" + activation_dtype
+  if router_dtype != "float32":  # paper Table 2's unstable ablation
+    name += "_router_" + router_dtype
+    params.append("Switch.router_dtype = '%s'" % router_dtype)
   return _run(budget, name, seed, SWITCH_GIN, params, recipe_gin=RECIPE_GIN,
               activation_dtype=activation_dtype, **kwargs)
 
@@ -112,7 +116,9 @@ def claims(budget: Budget) -> Dict[str, List[Run]]:
           top2(budget, s, cf) for cf in CAPACITY_FACTORS for s in seeds]
   out["precision"] = [dense(budget, s) for s in seeds] + [
       switch(budget, s) for s in seeds] + [
-          switch(budget, s, activation_dtype="bfloat16") for s in seeds]
+          switch(budget, s, activation_dtype="bfloat16") for s in seeds] + [
+              switch(budget, s, activation_dtype="bfloat16",
+                     router_dtype="bfloat16") for s in seeds]
   out["init_scale"] = [switch(budget, s, init_scale=scale)
                        for scale in (0.1, 1.0) for s in seeds]
   out["router_z_loss"] = [switch(budget, s, z_loss=z)

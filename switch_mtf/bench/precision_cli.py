@@ -12,7 +12,8 @@ parameter after the CLI's override, at the moment `utils.run` is called:
 
 Variables stay float32 in memory (slice dtype, as the CLI sets) and
 bfloat16 in checkpoints (master dtype, Mesh TF's default). The Switch router
-keeps its float32 computation (selective precision) whatever this says.
+keeps its float32 computation (selective precision) unless the run also
+binds `Switch.router_dtype = 'bfloat16'` (bfloat16 everywhere).
 """
 
 import sys
