@@ -7,6 +7,7 @@ router's dropped-token fraction from the event files. Logs stay in the
 scratch directory beside the checkpoints.
 """
 
+import json
 import os
 import shlex
 import shutil
@@ -38,7 +39,9 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   needed = {r.init_from for r in by_name.values() if r.init_from}
   for index, run in enumerate(runs):
     if store.done(run.name):
-      if store.get(run.name).get("run") == run.as_dict():
+      # Compare as stored (JSON turns tuples into lists).
+      if store.get(run.name).get("run") == json.loads(
+          json.dumps(run.as_dict())):
         log("claims: %s done, skipped" % run.name)
         continue
       log("claims: %s was stored with another config; running it again"
