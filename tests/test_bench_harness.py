@@ -10,6 +10,7 @@ import math
 import pytest
 
 from switch_mtf.bench import claims_analysis
+from switch_mtf.bench import claims_execute
 from switch_mtf.bench import claims_plan
 from switch_mtf.bench import claims_runs
 from switch_mtf.bench import grid
@@ -155,14 +156,12 @@ def test_speedup_reached_and_never_reached():
   dense = _entry([(500, 5.0), (1000, 4.0)], [(500, 5.0), (1000, 4.0)])
   better = _entry([(500, 4.5), (1000, 3.8)], [(500, 4.6), (1000, 3.9)])
   worse = _entry([(500, 5.2), (1000, 4.5)], [(500, 5.3), (1000, 4.4)])
-  got = claims_analysis.speedup(better, dense,
-                                claims_analysis.claims_execute.val_curve)
+  got = claims_analysis.speedup(better, dense, claims_execute.val_curve)
   # 4.5 at 500 -> 3.8 at 1000 crosses 4.0 at 500 + 500 * 0.5/0.7.
   assert math.isclose(got["step_reached"], 500 + 500 * 0.5 / 0.7, abs_tol=0.1)
   assert math.isclose(got["factor"], 1000 / (500 + 500 * 0.5 / 0.7),
                       rel_tol=1e-3)
-  got = claims_analysis.speedup(worse, dense,
-                                claims_analysis.claims_execute.val_curve)
+  got = claims_analysis.speedup(worse, dense, claims_execute.val_curve)
   # never reaches 4.0; dense reaches Switch's final 4.5 at step 750.
   assert got["step_reached"] is None and got["factor"] == 0.75
 
@@ -204,7 +203,6 @@ class _FakeLauncher(claims_runs.Launcher):
 
 
 def test_run_all_skips_finished_runs_and_reruns_stale_ones(tmp_path):
-  from switch_mtf.bench import claims_execute  # pylint: disable=g-import-not-at-top
   runs = [claims_runs.Run(name="a_s0", model_gin="models/t5_tiny.gin",
                           gin_params=("num_experts = 8",), train_steps=4),
           claims_runs.Run(name="b_s0", model_gin="models/t5_tiny.gin",
