@@ -71,6 +71,11 @@ def run_experts(expert_inputs: mtf.Tensor,
 
   x = _relayout(expert_inputs, [outer_dim, experts_dim, groups_unsplit_dim,
                                 capacity_dim], model_dim, split_model_dim)
+  # A leading size-1 outer_batch dim makes every expert weight-gradient
+  # einsum transpose both operands on CPU ("abcde,abcdf->bfe"): drop it.
+  squeeze = outer_dim.size == 1
+  if squeeze:
+    x = mtf.reshape(x, mtf.Shape(x.shape.dims[1:]))
   h = mtf.layers.dense_product(
       x, reduced_dims=[model_dim], new_dims=[hidden_dim],
       expert_dims=[experts_dim], activation_functions=activation_functions,
@@ -80,6 +85,8 @@ def run_experts(expert_inputs: mtf.Tensor,
   y = mtf.layers.dense(
       h, model_dim, reduced_dims=[hidden_dim], expert_dims=[experts_dim],
       use_bias=False, variable_dtype=variable_dtype, name="wo")
+  if squeeze:
+    y = mtf.reshape(y, mtf.Shape([outer_dim] + y.shape.dims))
   return _relayout(y, [outer_dim, experts_unsplit_dim, groups_dim,
                        capacity_dim], model_dim, split_model_dim)
 
