@@ -6,6 +6,7 @@ docs/results.md quotes, against hand-computed values.
 
 import json
 import math
+import time
 
 import pytest
 
@@ -185,12 +186,14 @@ def test_plan_names_are_unique_and_ordered():
 class _FakeLauncher(claims_runs.Launcher):
   """Writes a synthetic CLI log instead of running the CLI."""
 
-  def __init__(self, work_dir):
+  def __init__(self, work_dir, seconds=0.0):
     super().__init__(work_dir, log=lambda message: None)
     self.commands = []
+    self.seconds = seconds  # how long each fake process "runs"
 
   def execute(self, command, log_path):
     self.commands.append(command)
+    time.sleep(self.seconds)
     with open(log_path, "w") as f:
       if "--gin_file=perplexity_eval.gin" in command:
         f.write("INFO:tensorflow:Saving dict for global step 4: "
@@ -240,3 +243,31 @@ def test_speedup_without_aux_floor_subtracts_coef_per_moe_layer():
   got = claims_analysis._speedup_without_aux(switch, dense)
   assert math.isclose(got["step_reached"], 1000.0)
   assert math.isclose(got["factor"], 1.0)
+
+
+def test_run_all_two_jobs_stores_every_run_and_fine_tunes_after_pretraining(
+    tmp_path):
+  pretrain = claims_runs.Run(name="p_s0", model_gin="models/t5_tiny.gin",
+                             train_steps=4)
+  finetune = claims_runs.Run(name="f_s0", model_gin="models/t5_tiny.gin",
+                             train_steps=4, init_from="p_s0",
+                             eval_kind="none")
+  other = claims_runs.Run(name="o_s0", model_gin="models/t5_tiny.gin",
+                          train_steps=4, eval_kind="none")
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  launcher = _FakeLauncher(str(tmp_path / "work"), seconds=0.2)
+  claims_execute.run_all([pretrain, finetune, other], store, launcher,
+                         log=lambda message: None, keep_checkpoints=False,
+                         jobs=2)
+  assert all(store.done(r.name) for r in (pretrain, finetune, other))
+  reloaded = store_lib.ResultStore(store.path)
+  assert sorted(name for name, _ in reloaded.items()) == [
+      "f_s0", "o_s0", "p_s0"]
+  dirs = [next(c for c in command if c.startswith("--model_dir="))
+          for command in launcher.commands]
+  finetune_dir = "--model_dir=" + launcher.model_dir(finetune)
+  pretrain_dir = "--model_dir=" + launcher.model_dir(pretrain)
+  # Both of the pretraining run's processes (train, eval) came first.
+  assert dirs.index(finetune_dir) > max(
+      i for i, d in enumerate(dirs) if d == pretrain_dir)
+  assert "init_checkpoint" in store.get("f_s0")["train_command"]

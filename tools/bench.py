@@ -39,6 +39,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--blocks", default="",
                       help="comma list of speed block names or patterns "
                       "(e.g. 'layers/E8/*,group_size/*'); default all.")
+  parser.add_argument("--jobs", type=int, default=1,
+                      help="claim runs (CLI processes) at a time; 2 finishes "
+                      "the suite sooner on 2 cores, see docs/results.md.")
   parser.add_argument("--keep_checkpoints", action="store_true",
                       help="keep CLI model directories after a run.")
   args = parser.parse_args(argv)
@@ -53,6 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       quick=args.quick, results_dir=args.results_dir, work_dir=args.work_dir,
       parts=[p for p in args.parts.split(",") if p], threads=args.threads,
       report_only=args.report_only, keep_checkpoints=args.keep_checkpoints,
+      jobs=args.jobs,
       run_filter=[r for r in args.runs.split(",") if r],
       block_filter=[b for b in args.blocks.split(",") if b],
       command=store.current_command(

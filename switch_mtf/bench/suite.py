@@ -73,6 +73,7 @@ class Options:
   threads: int = 0
   report_only: bool = False
   keep_checkpoints: bool = False
+  jobs: int = 1  # claim runs at a time
   run_filter: Sequence[str] = ()  # fnmatch patterns of claim run names
   block_filter: Sequence[str] = ()  # fnmatch patterns of speed block names
   command: Optional[str] = None
@@ -164,6 +165,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
       runs = [r for r in planned if not options.run_filter or any(
           fnmatch.fnmatch(r.name, p) for p in options.run_filter)]
       claims_execute.run_all(runs, runs_store, launcher, log,
-                             options.keep_checkpoints, planned)
+                             options.keep_checkpoints, planned,
+                             jobs=options.jobs)
     written.append(claims_report.write(plan, runs_store, dirs["claims"]))
   return written
