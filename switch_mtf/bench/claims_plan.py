@@ -24,6 +24,10 @@ SAMPLE_EFFICIENCY_EXPERTS = (4, 8, 16, 32)
 ABLATION_EXPERTS = 8  # capacity, precision, init, z-loss, fine-tuning
 CAPACITY_FACTORS = (1.0, 1.25, 2.0)
 DEFAULT_CAPACITY_FACTOR = 1.25
+# Switch runs dispatch by index ops: the same routing and outputs as the
+# paper's one-hot einsums (tests/test_dispatch.py), at 1.08x instead of
+# 1.24x dense's step time on CPU (results/speed/summary.md).
+CPU_DISPATCH = "Switch.dispatch_mode = 'gather'"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +69,7 @@ def switch(budget: Budget, seed: int, experts: int = ABLATION_EXPERTS,
            **kwargs) -> Run:
   """Switch E experts; the name lists every knob that is not the default."""
   name = "switch_E%d" % experts
-  params = ["num_experts = %d" % experts]
+  params = ["num_experts = %d" % experts, CPU_DISPATCH]
   if capacity_factor != DEFAULT_CAPACITY_FACTOR:
     name += "_cf%r" % capacity_factor
     params.append("Switch.capacity_factor_train = %r" % capacity_factor)
@@ -133,7 +137,7 @@ def finetune(budget: Budget, seed: int, expert_dropout: float) -> Run:
   """Fine-tunes the seed's Switch E8 pretraining run on RTE."""
   return _run(budget, "ft_rte_switch_E%d_ed%g" % (ABLATION_EXPERTS,
                                                    expert_dropout), seed,
-              SWITCH_GIN, ["num_experts = %d" % ABLATION_EXPERTS,
+              SWITCH_GIN, ["num_experts = %d" % ABLATION_EXPERTS, CPU_DISPATCH,
                            "Switch.expert_dropout_rate = %r" % expert_dropout],
               train_steps=budget.finetune_steps,
               recipe_gin=FINETUNE_RECIPE_GIN, mixture=FINETUNE_MIXTURE,
