@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Callable, List, Optional, Sequence
+from typing import IO, Callable, List, Optional, Sequence, Tuple, Type
 
 import tensorflow as tf
 
@@ -161,6 +161,29 @@ class RunDirLock:
   def __exit__(self, *exc):
     fcntl.flock(self._file, fcntl.LOCK_UN)
     self._file.close()
+
+
+def run_tool(name: str, body: Callable[[], int],
+             failures: Tuple[Type[BaseException], ...] = (
+                 PhaseFailed, ValueError, RuntimeError),
+             failure_code: int = 1) -> int:
+  """Runs a command-line tool's body with the tools' shared exit contract.
+
+  Ctrl-C, `kill` and hang-ups stop the running child and return 130 with how
+  to resume; `failures` print "<name> failed: ..." (no traceback: they are
+  the user's to fix) and return failure_code; otherwise body's exit code.
+  """
+  raise_keyboard_interrupt_on_sigterm()
+  try:
+    return body()
+  except (Interrupted, KeyboardInterrupt) as error:
+    print("\n%s" % (error if isinstance(error, Interrupted) else
+                    "Interrupted. Run the same command again to resume."),
+          file=sys.stderr)
+    return 130
+  except failures as error:
+    print("\n%s failed: %s" % (name, error), file=sys.stderr)
+    return failure_code
 
 
 def raise_keyboard_interrupt_on_sigterm() -> None:

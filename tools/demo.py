@@ -67,9 +67,9 @@ def parse_args(argv):
 def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
   events.quiet_tensorflow_logs()
-  pipeline.raise_keyboard_interrupt_on_sigterm()
-  try:
-    config = demo.DemoConfig(
+
+  def body() -> int:
+    demo.run(demo.DemoConfig(
         run_dir=args.run_dir, pretrain_steps=args.pretrain_steps,
         finetune_steps=args.finetune_steps, task=args.task,
         finetune_task=args.finetune_task, eval_task=args.eval_task,
@@ -81,17 +81,9 @@ def main(argv=None) -> int:
         expert_dropout_rate=args.expert_dropout_rate,
         checkpoint_every=args.checkpoint_every,
         finetune_checkpoint_every=args.finetune_checkpoint_every,
-        validation_batches=args.validation_batches, seed=args.seed)
-    demo.run(config)
-  except (pipeline.Interrupted, KeyboardInterrupt) as error:
-    print("\n%s" % (error if isinstance(error, pipeline.Interrupted) else
-                    "Interrupted. Run the same command again to resume."),
-          file=sys.stderr)
-    return 130
-  except (pipeline.PhaseFailed, ValueError, RuntimeError) as error:
-    print("\nmake demo failed: %s" % error, file=sys.stderr)
-    return 1
-  return 0
+        validation_batches=args.validation_batches, seed=args.seed))
+    return 0
+  return pipeline.run_tool("make demo", body)
 
 
 if __name__ == "__main__":

@@ -57,22 +57,15 @@ def parse_args(argv):
 def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
   events.quiet_tensorflow_logs()
-  pipeline.raise_keyboard_interrupt_on_sigterm()
-  try:
+
+  def body() -> int:
     config = distill_demo.load_demo_config(args.run_dir, args.pretrain_steps)
     options = distill_demo.DistillOptions(
         fraction_soft=args.fraction_soft, temperature=args.temperature,
         gin_params=tuple(args.distill_gin_param), ablations=args.ablations)
     distill_demo.run(config, options)
-  except (pipeline.Interrupted, KeyboardInterrupt) as error:
-    print("\n%s" % (error if isinstance(error, pipeline.Interrupted) else
-                    "Interrupted. Run the same command again to resume."),
-          file=sys.stderr)
-    return 130
-  except (pipeline.PhaseFailed, ValueError, RuntimeError) as error:
-    print("\nmake distill-demo failed: %s" % error, file=sys.stderr)
-    return 1
-  return 0
+    return 0
+  return pipeline.run_tool("make distill-demo", body)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ def parse_args(argv):
 def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
   events.quiet_tensorflow_logs()
-  pipeline.raise_keyboard_interrupt_on_sigterm()
-  try:
+
+  def body() -> int:
     points = sweep.expand(sweep.parse_grid(args.grid))
     if args.tpu:
       template = tpu_commands.TpuJob(
@@ -96,13 +96,9 @@ def main(argv=None) -> int:
       return 0
     print(local.run())
     print("Summary: %s/%s" % (args.sweep_dir, sweep.SUMMARY_FILE))
-  except (pipeline.Interrupted, KeyboardInterrupt) as error:
-    print("\n%s" % error, file=sys.stderr)
-    return 130
-  except (layout_check.LayoutError, ValueError, RuntimeError) as error:
-    print("sweep: %s" % error, file=sys.stderr)
-    return 2
-  return 0
+    return 0
+  return pipeline.run_tool("sweep", body, failures=(
+      layout_check.LayoutError, ValueError, RuntimeError), failure_code=2)
 
 
 if __name__ == "__main__":
