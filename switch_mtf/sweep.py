@@ -19,6 +19,7 @@ from typing import IO, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from switch_mtf import checkpoints
 from switch_mtf import pipeline
 
 POINT_CONFIG = "sweep_point.gin"
@@ -182,7 +183,7 @@ def summary_table(points: Sequence[Point],
   """Markdown: one row per point with its final metrics."""
   from switch_mtf import run_data  # pylint: disable=g-import-not-at-top
   keys = [k for k, _ in points[0].bindings]
-  lines = ["| point | %s | steps | final training loss | validation CE | "
+  lines = ["| point | %s | steps trained | final training loss | validation CE | "
            "steps/s | tokens dropped (mean over layers) | parameters |"
            % " | ".join(keys),
            "|---|%s---|---|---|---|---|---|" % ("---|" * len(keys))]
@@ -193,6 +194,11 @@ def summary_table(points: Sequence[Point],
                    % (point.name, " | ".join(values)))
       continue
     run = run_data.collect(model_dir, point.name)
+    # The checkpoint's step, not the last printed loss's (which can lag the
+    # trained step by one when the CLI exits right after printing).
+    steps = checkpoints.latest_step(model_dir)
+    if steps is None:
+      steps = run.final_step
     val = [s[-1][1] for k, s in run.evals.items()
            if k.endswith("/neg_log_perplexity") and s]
     dropped = [layer.scalars["tokens_dropped_fraction"][-1][1]
@@ -200,7 +206,7 @@ def summary_table(points: Sequence[Point],
                if layer.scalars.get("tokens_dropped_fraction")]
     lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
         point.name, " | ".join(values),
-        run.final_step if run.final_step is not None else "–",
+        steps if steps is not None else "–",
         _fmt(run_data.final_mean(run.loss)),
         _fmt(-val[-1] if val else None),
         _fmt(run.steps_per_second, 2),
