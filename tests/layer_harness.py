@@ -6,13 +6,15 @@ placement mesh, with chosen weights written into its variables.
 """
 
 import dataclasses
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import mesh_tensorflow as mtf
 from mesh_tensorflow import placement_mesh_impl
 from mesh_tensorflow.transformer import transformer
 import numpy as np
 import tensorflow.compat.v1 as tf
+
+from switch_mtf import layer_context
 
 tf.disable_v2_behavior()
 # Resource variables: reads are snapshots, so a step's backward pass never sees
@@ -23,16 +25,6 @@ TRAIN = tf.estimator.ModeKeys.TRAIN
 EVAL = tf.estimator.ModeKeys.EVAL
 SCOPE = "encoder"
 LAYER_NAME = "layer_000"
-
-
-@dataclasses.dataclass
-class _Model:
-  """The few Unitransformer attributes an FFN layer reads from Context."""
-  layout: str
-  mesh_shape: str
-  model_dim: mtf.Dimension
-  ensemble_dim: Optional[mtf.Dimension] = None
-  ensemble_dims: Sequence[mtf.Dimension] = ()
 
 
 @dataclasses.dataclass
@@ -88,7 +80,7 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
   batch_dim = mtf.Dimension("batch", batch)
   length_dim = mtf.Dimension("length", length)
   model_dim = mtf.Dimension("d_model", d_model)
-  model = _Model(layout=layout, mesh_shape=mesh_shape, model_dim=model_dim)
+  model = layer_context.StandInModel(layout=layout, mesh_shape=mesh_shape, model_dim=model_dim)
   variable_dtype = mtf.VariableDType(tf.float32, tf.float32, activation_dtype)
 
   if incremental:

@@ -11,6 +11,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from switch_mtf import layer as layer_lib
+from switch_mtf import layer_context
 from tests import cli_runs
 from tests import layer_harness
 from tests import numpy_reference
@@ -114,7 +115,7 @@ def _microbatched_steps(x, sequence_id, weights, num_microbatches, steps):
   def model_fn(microbatch):
     losses = []
     context = transformer.Context(
-        model=layer_harness._Model("", "", model_dim),  # pylint: disable=protected-access
+        model=layer_context.StandInModel("", "", model_dim),
         mesh=mesh, batch_dims=microbatch["x"].shape.dims[:1],
         length_dim=length_dim,
         variable_dtype=mtf.VariableDType(tf.float32, tf.float32, tf.float32),

@@ -10,7 +10,7 @@ fixed random tensor (the anchor's Method A).
 """
 
 import dataclasses
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
 import mesh_tensorflow as mtf
 from mesh_tensorflow import placement_mesh_impl
@@ -22,6 +22,7 @@ import tensorflow.compat.v1 as tf
 
 from switch_mtf import capacity
 from switch_mtf import layer as switch_layer
+from switch_mtf import layer_context
 
 DENSE = "dense"
 SWITCH_EINSUM = "switch_einsum"
@@ -94,16 +95,6 @@ def make_layer(spec: LayerSpec) -> transformer.TransformerLayer:
       moe_gating="switch" if spec.kind == MOE1D_SWITCH else "top_2")
 
 
-@dataclasses.dataclass
-class _Model:
-  """The Unitransformer attributes an FFN layer reads from its Context."""
-  layout: str
-  mesh_shape: str
-  model_dim: mtf.Dimension
-  ensemble_dim: Optional[mtf.Dimension] = None
-  ensemble_dims: List[mtf.Dimension] = dataclasses.field(default_factory=list)
-
-
 class BuiltLayer:
   """A lowered training step of one layer, with its own graph and session."""
 
@@ -157,7 +148,7 @@ def _build(spec: LayerSpec, seed: int):
   sequence_id = mtf.ones(mesh, mtf.Shape([batch_dim, length_dim]), tf.int32)
   losses = []
   context = transformer.Context(
-      model=_Model(layout="", mesh_shape="", model_dim=model_dim),
+      model=layer_context.StandInModel(layout="", mesh_shape="", model_dim=model_dim),
       mesh=mesh, batch_dims=[batch_dim], length_dim=length_dim,
       variable_dtype=mtf.VariableDType(tf.float32, tf.float32, dtype),
       mode=tf.estimator.ModeKeys.TRAIN, sequence_id=sequence_id,
