@@ -40,8 +40,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                       help="comma list of speed block names or patterns "
                       "(e.g. 'layers/E8/*,group_size/*'); default all.")
   parser.add_argument("--jobs", type=int, default=1,
-                      help="claim runs (CLI processes) at a time; 2 finishes "
-                      "the suite sooner on 2 cores, see docs/results.md.")
+                      help="claim runs (CLI processes) at a time; worth it "
+                      "with more than 2 cores (docs/results.md).")
   parser.add_argument("--keep_checkpoints", action="store_true",
                       help="keep CLI model directories after a run.")
   args = parser.parse_args(argv)
