@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Callable, List, Optional, Sequence, Tuple, Type
+from typing import IO, Callable, List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -164,14 +164,13 @@ class RunDirLock:
 
 
 def run_tool(name: str, body: Callable[[], int],
-             failures: Tuple[Type[BaseException], ...] = (
-                 PhaseFailed, ValueError, RuntimeError),
              failure_code: int = 1) -> int:
   """Runs a command-line tool's body with the tools' shared exit contract.
 
   Ctrl-C, `kill` and hang-ups stop the running child and return 130 with how
-  to resume; `failures` print "<name> failed: ..." (no traceback: they are
-  the user's to fix) and return failure_code; otherwise body's exit code.
+  to resume; ValueError and RuntimeError (PhaseFailed, LayoutError, bad
+  flags: the user's to fix) print "<name> failed: ..." without a traceback
+  and return failure_code; otherwise body's exit code.
   """
   raise_keyboard_interrupt_on_sigterm()
   try:
@@ -181,7 +180,7 @@ def run_tool(name: str, body: Callable[[], int],
                     "Interrupted. Run the same command again to resume."),
           file=sys.stderr)
     return 130
-  except failures as error:
+  except (ValueError, RuntimeError) as error:
     print("\n%s failed: %s" % (name, error), file=sys.stderr)
     return failure_code
 

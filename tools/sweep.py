@@ -23,7 +23,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
 from switch_mtf import events
-from switch_mtf import layout_check
 from switch_mtf import pipeline
 from switch_mtf import sweep
 from switch_mtf import tpu_commands
@@ -97,8 +96,7 @@ def main(argv=None) -> int:
     print(local.run())
     print("Summary: %s/%s" % (args.sweep_dir, sweep.SUMMARY_FILE))
     return 0
-  return pipeline.run_tool("sweep", body, failures=(
-      layout_check.LayoutError, ValueError, RuntimeError), failure_code=2)
+  return pipeline.run_tool("sweep", body, failure_code=2)
 
 
 if __name__ == "__main__":
