@@ -183,8 +183,8 @@ def summary_table(points: Sequence[Point],
   """Markdown: one row per point with its final metrics."""
   from switch_mtf import run_data  # pylint: disable=g-import-not-at-top
   keys = [k for k, _ in points[0].bindings]
-  lines = ["| point | %s | steps trained | final training loss | validation CE | "
-           "steps/s | tokens dropped (mean over layers) | parameters |"
+  lines = ["| point | %s | steps trained | final training loss | "
+           "validation CE | steps/s | tokens dropped (mean over layers) | parameters |"
            % " | ".join(keys),
            "|---|%s---|---|---|---|---|---|" % ("---|" * len(keys))]
   for point, model_dir in zip(points, model_dirs):

@@ -80,7 +80,8 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
   batch_dim = mtf.Dimension("batch", batch)
   length_dim = mtf.Dimension("length", length)
   model_dim = mtf.Dimension("d_model", d_model)
-  model = layer_context.StandInModel(layout=layout, mesh_shape=mesh_shape, model_dim=model_dim)
+  model = layer_context.StandInModel(layout=layout, mesh_shape=mesh_shape,
+                                     model_dim=model_dim)
   variable_dtype = mtf.VariableDType(tf.float32, tf.float32, activation_dtype)
 
   if incremental:

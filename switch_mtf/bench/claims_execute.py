@@ -37,9 +37,9 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   plan_runs: every run of the plan (default: `runs`), where fine-tuning runs
   find the pretraining run they start from. Model directories are deleted
   after a run unless keep_checkpoints or some planned run starts from it.
-  jobs: CLI runs at a time. The tiny models leave cores idle between their
-  small ops, so two runs side by side on 2 cores finish sooner than two in
-  a row; a fine-tuning run waits for its pretraining run.
+  jobs: CLI runs at a time, for machines with cores to spare (on 2 cores
+  two tiny runs side by side barely beat one after the other); a
+  fine-tuning run waits for its pretraining run.
   """
   by_name = {r.name: r for r in list(plan_runs) + list(runs)}
   needed = {r.init_from for r in by_name.values() if r.init_from}

@@ -25,8 +25,8 @@ ABLATION_EXPERTS = 8  # capacity, precision, init, z-loss, fine-tuning
 CAPACITY_FACTORS = (1.0, 1.25, 2.0)
 DEFAULT_CAPACITY_FACTOR = 1.25
 # Switch runs dispatch by index ops: the same routing and outputs as the
-# paper's one-hot einsums (tests/test_dispatch.py), at 1.08x instead of
-# 1.24x dense's step time on CPU (results/speed/summary.md).
+# paper's one-hot einsums (tests/test_dispatch.py), at a lower step time on
+# CPU (results/speed/summary.md, "Whole training step").
 CPU_DISPATCH = "Switch.dispatch_mode = 'gather'"
 
 

@@ -148,7 +148,8 @@ def _build(spec: LayerSpec, seed: int):
   sequence_id = mtf.ones(mesh, mtf.Shape([batch_dim, length_dim]), tf.int32)
   losses = []
   context = transformer.Context(
-      model=layer_context.StandInModel(layout="", mesh_shape="", model_dim=model_dim),
+      model=layer_context.StandInModel(layout="", mesh_shape="",
+                                       model_dim=model_dim),
       mesh=mesh, batch_dims=[batch_dim], length_dim=length_dim,
       variable_dtype=mtf.VariableDType(tf.float32, tf.float32, dtype),
       mode=tf.estimator.ModeKeys.TRAIN, sequence_id=sequence_id,
