@@ -8,7 +8,7 @@ Parts (each resumable, each with its own JSON under the results folder):
   profile  per-op profile of the layers at cf 1.0     -> speed/profile.json
   claims   the paper's claims through the CLI         -> claims/runs.json
 Quick mode runs speed (a smaller grid), models (fewer experts), paper and
-one seed of the sample-efficiency curve at 300 steps, into quick/.
+one seed of the sample-efficiency curve at 200 steps, into quick/.
 """
 
 import dataclasses
