@@ -58,7 +58,8 @@ class Switch(transformer.TransformerLayer):
       group_size: maximum tokens per routing group (see capacity.py).
       capacity_factor_train: capacity factor in TRAIN mode.
       capacity_factor_eval: capacity factor in every other mode (eval,
-        scoring, decoding).
+        scoring, decoding). Incremental decoding makes each step's batch
+        of tokens one group; >= num_experts avoids dropping them.
       min_expert_capacity: lower bound on slots per expert per group.
       loss_coef: alpha of the load-balancing loss (paper §2.2).
       router_z_loss_coef: weight of the ST-MoE router z-loss; 0 = off. Mesh
