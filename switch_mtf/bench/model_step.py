@@ -129,3 +129,24 @@ def tiny_specs(experts: Sequence[int]) -> Dict[str, ModelSpec]:
     specs[name] = ModelSpec(name, ("models/switch_tiny.gin",),
                             ("num_experts = %d" % e,))
   return specs
+
+
+def precision_specs() -> Dict[str, ModelSpec]:
+  """Paper Table 2's three precisions, and dense at two, as whole steps.
+
+  Switch uses the claims' gather dispatch; "bfloat16" keeps the router in
+  float32 (selective precision), "bfloat16_router_bfloat16" does not.
+  """
+  switch = ("num_experts = 8", "Switch.dispatch_mode = 'gather'")
+  specs = [
+      ModelSpec("t5_tiny", ("models/t5_tiny.gin",)),
+      ModelSpec("t5_tiny_bfloat16", ("models/t5_tiny.gin",),
+                activation_dtype="bfloat16"),
+      ModelSpec("switch_tiny_E8", ("models/switch_tiny.gin",), switch),
+      ModelSpec("switch_tiny_E8_bfloat16", ("models/switch_tiny.gin",),
+                switch, activation_dtype="bfloat16"),
+      ModelSpec("switch_tiny_E8_bfloat16_router_bfloat16",
+                ("models/switch_tiny.gin",),
+                switch + ("Switch.router_dtype = 'bfloat16'",),
+                activation_dtype="bfloat16")]
+  return {spec.name: spec for spec in specs}

@@ -145,21 +145,22 @@ def model_section(store: store_lib.ResultStore, out_dir: str) -> List[str]:
     base = models.get("t5_tiny")
     md += ["## Whole training step: %s" % name, "",
            "Forward + backward + Adafactor update of the whole bitransformer "
-           "(batch 32 x 128/32 tokens, float32, no input pipeline), "
-           "round-robin in one process.", "",
-           "| model | params | expert params | step ms (median) | x t5_tiny |",
-           "|---|---|---|---|---|"]
+           "(batch 32 x 128/32 tokens, no input pipeline), round-robin in "
+           "one process.", "",
+           "| model | activations | params | expert params | step ms (median) "
+           "| x t5_tiny |", "|---|---|---|---|---|---|"]
     points_ms, points_params = [], []
     for model_name, entry in models.items():
       ratio = (entry["median_ms"] / base["median_ms"]) if base else None
-      md.append("| %s | %.2fM | %.2fM | %.1f | %s |" % (
-          model_name, entry["params"] / 1e6, entry["expert_params"] / 1e6,
+      md.append("| %s | %s | %.2fM | %.2fM | %.1f | %s |" % (
+          model_name, entry["spec"].get("activation_dtype", "float32"),
+          entry["params"] / 1e6, entry["expert_params"] / 1e6,
           entry["median_ms"], _fmt(ratio)))
       experts = _experts_of(entry)
       if experts and "gather" not in model_name:
         points_ms.append((experts, entry["median_ms"]))
         points_params.append((experts, entry["params"] / 1e6))
-    if len(points_ms) > 1:
+    if len(set(experts for experts, _ in points_ms)) > 1:
       path = plots.lines(os.path.join(out_dir, "experts_doubling.png"),
                          "switch_tiny: experts doubling at fixed FLOPs/token",
                          "experts", "value",

@@ -32,6 +32,7 @@ from switch_mtf.bench import store as store_lib
 from switch_mtf.bench import timing
 
 PARTS = ("speed", "models", "paper", "profile", "claims")
+PRECISION_KEY = "tiny/precision"  # paper Table 2's speed column
 QUICK_PARTS = ("speed", "models", "paper", "claims")
 FULL_PROTOCOL = timing.Protocol(warmup=3, rounds=6, iterations=5,
                                 forward_runs=12)
@@ -131,6 +132,11 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
       models.put(key, scaling.time_models(
           specs, QUICK_MODEL_PROTOCOL if options.quick else MODEL_PROTOCOL,
           options.threads, log))
+    if not options.quick and not options.report_only and not models.done(
+        PRECISION_KEY):
+      log("models: %s" % PRECISION_KEY)
+      models.put(PRECISION_KEY, scaling.time_models(
+          model_step.precision_specs(), MODEL_PROTOCOL, options.threads, log))
   if "paper" in parts:
     paper = store("paper", dirs["speed"])
     for label, model_gin, layout_gin in PAPER_MODELS:
