@@ -1,7 +1,8 @@
 """Markdown summary and plots of the speed results (results/speed/)."""
 
 import os
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 from switch_mtf.bench import layer_graph
 from switch_mtf.bench import plots
@@ -38,13 +39,14 @@ def layer_section(store: store_lib.ResultStore, out_dir: str) -> List[str]:
         "|---|---|---|---|---|---|---|---|---|"]
   targets = []
   bar_groups, bar_series = [], {k: [] for k in speed.MOE_KINDS}
-  for name, result in store.items():
-    if not name.startswith("layers/"):
-      continue
+  blocks = [(name, result) for name, result in store.items()
+            if name.startswith("layers/")]
+  for name, result in sorted(blocks, key=lambda item: _block_order(item[0])):
     rows = speed.derived(result)
     block = name[len("layers/"):]
     bar_groups.append(block)
-    for label, row in rows.items():
+    for label, row in sorted(rows.items(), key=lambda item: _kind_order(
+        result["contenders"][item[0]])):
       entry = result["contenders"][label]
       md.append("| %s | %s | %s | %s | %s | %s | %.0f | %.0f%% | %.0f%% |" % (
           block, entry["spec"]["kind"], _fmt(row["median_ms"], 1),
@@ -68,6 +70,17 @@ def layer_section(store: store_lib.ResultStore, out_dir: str) -> List[str]:
          "| Switch gather / dense (target <= 1.3 at cf 1.0) | Switch einsum / "
          "dense |", "|---|---|---|---|---|"] + [t for t in targets if t]
   return md
+
+
+def _block_order(name: str) -> Tuple[float, ...]:
+  """layers/E8/cf1.25 -> (8, 1.25): blocks by experts, then capacity factor
+  (the store keeps its entries sorted as text: E128 before E8)."""
+  return tuple(float(re.sub(r"^[A-Za-z]+", "", part))
+               for part in name.split("/")[1:])
+
+
+def _kind_order(entry: Dict[str, Any]) -> int:
+  return layer_graph.KINDS.index(entry["spec"]["kind"])
 
 
 def _targets(block: str, result: Dict[str, Any],
@@ -97,7 +110,7 @@ def sweep_section(store: store_lib.ResultStore, out_dir: str, prefix: str,
       continue
     series: Dict[str, List] = {}
     per_token: Dict[str, List] = {}
-    for label, entry in result["contenders"].items():
+    for entry in sorted(result["contenders"].values(), key=_kind_order):
       spec = entry["spec"]
       x = (spec["group_size"] if axis == "group_size"
            else spec["batch"] * spec["length"])
@@ -150,7 +163,9 @@ def model_section(store: store_lib.ResultStore, out_dir: str) -> List[str]:
            "| model | activations | params | expert params | step ms (median) "
            "| x t5_tiny |", "|---|---|---|---|---|---|"]
     points_ms, points_params = [], []
-    for model_name, entry in models.items():
+    # Smallest first (the store keeps its entries sorted as text).
+    for model_name, entry in sorted(models.items(), key=lambda item: (
+        item[1]["params"], item[0])):
       ratio = (entry["median_ms"] / base["median_ms"]) if base else None
       md.append("| %s | %s | %.2fM | %.2fM | %.1f | %s |" % (
           model_name, entry["spec"].get("activation_dtype", "float32"),
