@@ -122,13 +122,24 @@ def write(plan: Dict[str, Any], store: store_lib.ResultStore,
         "stored with it. Commands of this suite:" % os.path.basename(
             store.path), ""]
   md += ["- `%s` (%s)" % (c["command"], c["started"]) for c in store.commands]
-  md += [""] + list(notes) + [""]
+  md += [""] + list(notes) + [
+      "", "Steps/s columns are each run's own CLI rate (input pipeline and "
+      "summaries included), measured with whatever else ran on the machine; "
+      "side-by-side step-time ratios are in ../speed/summary.md.", ""]
   if "sample_efficiency" in analysis:
     md += sample_efficiency_md(analysis["sample_efficiency"])
     md += plots_md(plan, entries, out_dir)
   if "recipe" in analysis:
     md += table_md("Recipe: the anchor's constant LR 0.01 vs T5's rsqrt "
                    "schedule (seed 0)", analysis["recipe"], [])
+  ablation_steps = sorted({r.train_steps for claim in (
+      "capacity_factor", "precision", "init_scale", "router_z_loss")
+                            for r in plan.get(claim, ())})
+  if ablation_steps:
+    md += ["## Ablations", "", "Capacity factor, precision, initialisation "
+           "and z-loss runs train %s steps each and compare with their own "
+           "Switch E8 baseline of that length (`switch_E8_%dsteps`)." % (
+               " / ".join(map(str, ablation_steps)), ablation_steps[0]), ""]
   if "capacity_factor" in analysis:
     md += table_md("Capacity factor: Switch vs top-2 MoE (Table 1)",
                    analysis["capacity_factor"], _paper_capacity(),
