@@ -1,11 +1,12 @@
 """Which CLI runs each claim needs, and in which order they run.
 
-Runs are named by what they are (model, experts, knob, seed), so a run that
-serves several claims (e.g. Switch E8 at cf 1.25, float32, init 1.0, seed
-0 is a point of the sample-efficiency curve and the baseline of the
-capacity, precision and initialisation claims) is trained once. The order
-puts the first seed of every claim early, so an interrupted suite still
-covers every claim; later seeds follow.
+Runs are named by what they are (model, experts, knob, length, seed), so a
+run that serves several claims is trained once: e.g. `switch_E8_500steps_s0`
+(cf 1.25, float32, init 1.0) is the baseline of the capacity, precision,
+init and z-loss ablations, and `switch_E8_s0` is a point of the
+sample-efficiency curve and the start of the fine-tuning runs. After the
+sample-efficiency curve, the order puts the first seed of every claim
+early, so an interrupted suite still covers every claim.
 """
 
 import dataclasses
@@ -48,14 +49,16 @@ class Budget:
 FULL = Budget(steps=1500, ablation_steps=500, seeds=3, finetune_steps=400,
               checkpoint_every=250, prefix="")
 # Quick: training loss only (a separate eval process would double the time).
-QUICK = Budget(steps=200, ablation_steps=200, seeds=1, finetune_steps=0, checkpoint_every=200,
-               prefix="quick_", eval_kind="none")
+QUICK = Budget(steps=200, ablation_steps=200, seeds=1, finetune_steps=0,
+               checkpoint_every=200, prefix="quick_", eval_kind="none")
 
 
 def _run(budget: Budget, name: str, seed: int, model_gin: str,
          params: Sequence[str] = (), **kwargs) -> Run:
-  """A run named by its knobs; pretraining steps other than the budget's
-  main length are part of the name."""
+  """A run named by its knobs.
+
+  Pretraining lengths other than the budget's main one are part of the name.
+  """
   steps = kwargs.pop("train_steps", budget.steps)
   if steps != budget.steps and not kwargs.get("init_from"):
     name += "_%dsteps" % steps
