@@ -182,8 +182,7 @@ def test_plan_names_are_unique_and_ordered():
     if run.init_from:
       assert run.init_from in names[:i]
       assert by_name[run.init_from].train_steps == claims_plan.FULL.steps
-  for claim in ("capacity_factor", "precision", "init_scale",
-                "router_z_loss"):
+  for claim in claims_plan.ABLATION_CLAIMS:
     for run in full[claim]:  # shorter ablations never reuse 1500-step runs
       assert run.train_steps == claims_plan.FULL.ablation_steps
       assert run.name.endswith("_%dsteps_s%d" % (run.train_steps, run.seed))
@@ -287,17 +286,17 @@ def test_precision_models_report_their_dtype_and_ratio_to_dense(tmp_path):
   assert [s.activation_dtype for s in specs.values()] == [
       "float32", "bfloat16", "float32", "bfloat16", "bfloat16"]
   assert ("Switch.router_dtype = 'bfloat16'" in
-          specs["switch_tiny_E8_bfloat16_router_bfloat16"].gin_params)
+          specs["switch_tiny_E8_gather_bfloat16_router_bfloat16"].gin_params)
   assert not any("router_dtype" in p
-                 for p in specs["switch_tiny_E8_bfloat16"].gin_params)
+                 for p in specs["switch_tiny_E8_gather_bfloat16"].gin_params)
   store = store_lib.ResultStore(str(tmp_path / "models.json"))
   store.put("tiny/precision", {"models": {
       name: {"median_ms": ms, "params": 2e6, "expert_params": 0,
              "spec": spec.as_dict()}
       for (name, spec), ms in zip(specs.items(), (400, 200, 500, 300, 250))}})
   rows = [line for line in speed_report.model_section(store, str(tmp_path))
-          if line.startswith("| switch_tiny_E8_bfloat16 |")]
-  assert rows == ["| switch_tiny_E8_bfloat16 | bfloat16 | 2.00M | 0.00M | "
-                  "300.0 | 0.75 |"]
+          if line.startswith("| switch_tiny_E8_gather_bfloat16 |")]
+  assert rows == ["| switch_tiny_E8_gather_bfloat16 | bfloat16 | 2.00M | "
+                  "0.00M | 300.0 | 0.75 |"]
   # One expert count: no experts-doubling plot from the precision models.
   assert not (tmp_path / "experts_doubling.png").exists()

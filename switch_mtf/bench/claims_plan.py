@@ -23,6 +23,9 @@ FINETUNE_RECIPE_GIN = "bench/finetune_recipe.gin"
 FINETUNE_MIXTURE = "local_super_glue_rte"
 SAMPLE_EFFICIENCY_EXPERTS = (4, 8, 16, 32)
 ABLATION_EXPERTS = 8  # capacity, precision, init, z-loss, fine-tuning
+# Claims trained at Budget.ablation_steps against their own Switch baseline.
+ABLATION_CLAIMS = ("capacity_factor", "precision", "init_scale",
+                   "router_z_loss")
 CAPACITY_FACTORS = (1.0, 1.25, 2.0)
 DEFAULT_CAPACITY_FACTOR = 1.25
 # Switch runs dispatch by index ops: the same routing and outputs as the

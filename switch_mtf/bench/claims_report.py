@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from switch_mtf.bench import claims_analysis
 from switch_mtf.bench import claims_execute
+from switch_mtf.bench import claims_plan
 from switch_mtf.bench import paper
 from switch_mtf.bench import plots
 from switch_mtf.bench import store as store_lib
@@ -132,9 +133,9 @@ def write(plan: Dict[str, Any], store: store_lib.ResultStore,
   if "recipe" in analysis:
     md += table_md("Recipe: the anchor's constant LR 0.01 vs T5's rsqrt "
                    "schedule (seed 0)", analysis["recipe"], [])
-  ablation_steps = sorted({r.train_steps for claim in (
-      "capacity_factor", "precision", "init_scale", "router_z_loss")
-                            for r in plan.get(claim, ())})
+  ablation_steps = sorted({r.train_steps
+                           for claim in claims_plan.ABLATION_CLAIMS
+                           for r in plan.get(claim, ())})
   if ablation_steps:
     md += ["## Ablations", "", "Capacity factor, precision, initialisation "
            "and z-loss runs train %s steps each and compare with their own "

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from switch_mtf import model_stats
+from switch_mtf.bench import claims_plan
 from switch_mtf.bench import layer_graph
 
 # What the CLI binds without --tpu (mesh_transformer_main): float32 slices
@@ -134,18 +135,19 @@ def tiny_specs(experts: Sequence[int]) -> Dict[str, ModelSpec]:
 def precision_specs() -> Dict[str, ModelSpec]:
   """Paper Table 2's three precisions, and dense at two, as whole steps.
 
-  Switch uses the claims' gather dispatch; "bfloat16" keeps the router in
-  float32 (selective precision), "bfloat16_router_bfloat16" does not.
+  Switch uses the claims' gather dispatch (named like the gather model of
+  the experts table); "bfloat16" keeps the router in float32 (selective
+  precision), "bfloat16_router_bfloat16" does not.
   """
-  switch = ("num_experts = 8", "Switch.dispatch_mode = 'gather'")
+  switch = ("num_experts = 8", claims_plan.CPU_DISPATCH)
   specs = [
       ModelSpec("t5_tiny", ("models/t5_tiny.gin",)),
       ModelSpec("t5_tiny_bfloat16", ("models/t5_tiny.gin",),
                 activation_dtype="bfloat16"),
-      ModelSpec("switch_tiny_E8", ("models/switch_tiny.gin",), switch),
-      ModelSpec("switch_tiny_E8_bfloat16", ("models/switch_tiny.gin",),
+      ModelSpec("switch_tiny_E8_gather", ("models/switch_tiny.gin",), switch),
+      ModelSpec("switch_tiny_E8_gather_bfloat16", ("models/switch_tiny.gin",),
                 switch, activation_dtype="bfloat16"),
-      ModelSpec("switch_tiny_E8_bfloat16_router_bfloat16",
+      ModelSpec("switch_tiny_E8_gather_bfloat16_router_bfloat16",
                 ("models/switch_tiny.gin",),
                 switch + ("Switch.router_dtype = 'bfloat16'",),
                 activation_dtype="bfloat16")]

@@ -127,7 +127,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
       specs = model_step.tiny_specs(experts)
       specs["switch_tiny_E8_gather"] = model_step.ModelSpec(
           "switch_tiny_E8_gather", ("models/switch_tiny.gin",),
-          ("num_experts = 8", "Switch.dispatch_mode = 'gather'"))
+          ("num_experts = 8", claims_plan.CPU_DISPATCH))
       log("models: %s" % key)
       models.put(key, scaling.time_models(
           specs, QUICK_MODEL_PROTOCOL if options.quick else MODEL_PROTOCOL,
