@@ -184,7 +184,8 @@ def summary_table(points: Sequence[Point],
   from switch_mtf import run_data  # pylint: disable=g-import-not-at-top
   keys = [k for k, _ in points[0].bindings]
   lines = ["| point | %s | steps trained | final training loss | "
-           "validation CE | steps/s | tokens dropped (mean over layers) | parameters |"
+           "validation CE | steps/s | tokens dropped (mean over layers) | "
+           "parameters |"
            % " | ".join(keys),
            "|---|%s---|---|---|---|---|---|" % ("---|" * len(keys))]
   for point, model_dir in zip(points, model_dirs):

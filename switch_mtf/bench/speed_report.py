@@ -73,8 +73,10 @@ def layer_section(store: store_lib.ResultStore, out_dir: str) -> List[str]:
 
 
 def _block_order(name: str) -> Tuple[float, ...]:
-  """layers/E8/cf1.25 -> (8, 1.25): blocks by experts, then capacity factor
-  (the store keeps its entries sorted as text: E128 before E8)."""
+  """layers/E8/cf1.25 -> (8, 1.25): blocks by experts, then cf.
+
+  The store keeps its entries sorted as text (E128 before E8).
+  """
   return tuple(float(re.sub(r"^[A-Za-z]+", "", part))
                for part in name.split("/")[1:])
 
