@@ -34,7 +34,7 @@ setup-torch: $(STAMP)
 # Exit code 5 = every test of a module is deselected (e.g. all slow).
 TEST_MARKS ?= not slow
 test: $(STAMP)
-	@failed=""; for module in tests/test_*.py; do \
+	@failed=""; for module in $$(find tests -name "test_*.py" | sort); do \
 	  $(BIN)/python -m pytest -q -m "$(TEST_MARKS)" $(PYTEST_ARGS) $$module; \
 	  rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then failed="$$failed $$module"; fi; \
 	done; if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi

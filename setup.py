@@ -11,15 +11,12 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache 2.0 (code); shipped data keeps its own licence, see DATA.md",
     python_requires=">=3.11,<3.12",
-    # The top-level folders users expect (gin/, tasks/) are installed inside
-    # the package so that --module_import=switch_mtf.tasks and
-    # --gin_file=models/switch_tiny.gin work from any directory.
-    packages=["switch_mtf", "switch_mtf.tasks", "switch_mtf.gin"],
-    package_dir={
-        "switch_mtf": "switch_mtf",
-        "switch_mtf.tasks": "tasks",
-        "switch_mtf.gin": "gin",
-    },
+    # The gin folder users expect at the top level is installed inside the
+    # package, so that --gin_file=models/switch_tiny.gin works from any
+    # directory once switch_mtf is imported.
+    packages=setuptools.find_packages(include=["switch_mtf", "switch_mtf.*"])
+    + ["switch_mtf.gin"],
+    package_dir={"switch_mtf.gin": "gin"},
     package_data={
         "switch_mtf.gin": ["*.gin", "**/*.gin"],
         "switch_mtf.tasks": ["data/**/*", "data/*"],
@@ -41,7 +38,8 @@ setuptools.setup(
     extras_require={"torch": ["torch==2.1.2"], "test": ["pytest==8.3.4"]},
     entry_points={
         "console_scripts": [
-            "switch_mtf_transformer = switch_mtf.launcher:console_entry_point",
+            ("switch_mtf_transformer = "
+             "switch_mtf.cli.launcher:console_entry_point"),
         ],
     },
 )

@@ -27,8 +27,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--parts", default="",
                       help="comma list of speed,models,paper,profile,claims.")
   parser.add_argument("--results_dir", default="results")
-  parser.add_argument("--work_dir", default=os.path.join("runs", "bench"),
-                      help="scratch folder for CLI model directories.")
+  parser.add_argument("--work_dir", default=None,
+                      help="scratch folder for CLI model directories "
+                      "(default: output/bench).")
   parser.add_argument("--threads", type=int, default=0,
                       help="TF intra/inter-op threads (0 = all cores).")
   parser.add_argument("--report_only", action="store_true",
@@ -49,11 +50,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
   tf.disable_v2_behavior()
   tf.get_logger().setLevel("ERROR")
-  from switch_mtf.bench import store  # pylint: disable=g-import-not-at-top
   from switch_mtf.bench import suite  # pylint: disable=g-import-not-at-top
+  from switch_mtf.bench.common import store  # pylint: disable=g-import-not-at-top
 
   options = suite.Options(
-      quick=args.quick, results_dir=args.results_dir, work_dir=args.work_dir,
+      quick=args.quick, results_dir=args.results_dir,
+      work_dir=args.work_dir or suite.DEFAULT_WORK_DIR,
       parts=[p for p in args.parts.split(",") if p], threads=args.threads,
       report_only=args.report_only, keep_checkpoints=args.keep_checkpoints,
       jobs=args.jobs,

@@ -1,10 +1,10 @@
-"""Rebuilds the shipped SuperGLUE folder (tasks/data/superglue).
+"""Rebuilds the shipped SuperGLUE folder (switch_mtf/tasks/data/superglue).
 
     python tools/build_superglue_data.py [--source_dir=../shared/data/superglue]
 
-Output is byte-identical to the shipped files (tests/test_tasks_rebuild.py);
-what is shipped and how BoolQ is split is in
-`switch_mtf.tasks.superglue_data`.
+Output is byte-identical to the shipped files
+(tests/tasks/test_data_rebuild.py); what is shipped and how BoolQ is split
+is in `switch_mtf.tasks.superglue_data`.
 """
 
 import os

@@ -1,10 +1,11 @@
 """Rebuilds the embedded SentencePiece vocabulary from the shipped corpus.
 
-    python tools/build_vocab.py [--corpus=tasks/data/wiki/train.tsv.gz]
+    python tools/build_vocab.py \
+        [--corpus=switch_mtf/tasks/data/wiki/train.tsv.gz]
 
 Trains on the train split only (no validation text) and writes
-tasks/data/vocab/wiki_en_spm8k.model, byte-identical to the shipped file
-(tests/test_tasks_rebuild.py checks this). Options and the reasons for them
+switch_mtf/tasks/data/vocab/wiki_en_spm8k.model, byte-identical to the
+shipped file (tests/tasks/test_data_rebuild.py checks this). Options and the reasons for them
 are in `switch_mtf.tasks.vocab_builder`.
 """
 

@@ -1,10 +1,11 @@
-"""Rebuilds the embedded Wikipedia corpus (tasks/data/wiki/*.tsv.gz).
+"""Rebuilds the embedded Wikipedia corpus (switch_mtf/tasks/data/wiki/).
 
     python tools/build_wiki_corpus.py \
         [--source_dir=../shared/data/wikipedia_en_sample]
 
-The output is byte-identical to the shipped files (tests/test_tasks_rebuild.py
-checks this); the cleaning rules live in `switch_mtf.tasks.wiki_corpus`.
+The output is byte-identical to the shipped files
+(tests/tasks/test_data_rebuild.py checks this); the cleaning rules live in
+`switch_mtf.tasks.wiki_corpus`.
 """
 
 import os

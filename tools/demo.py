@@ -5,7 +5,7 @@ resumes from the last checkpoint and skips what is done. Examples:
 
   make demo
   make demo DEMO_ARGS="--pretrain_steps=3000 --gin_param=d_model=256"
-  .venv/bin/python tools/demo.py --run_dir=runs/rte \\
+  .venv/bin/python tools/demo.py --run_dir=output/rte \\
       --finetune_task=local_super_glue_rte
 """
 
@@ -17,13 +17,13 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
-from switch_mtf import demo
-from switch_mtf import events
-from switch_mtf import pipeline
+from switch_mtf.cli import events
+from switch_mtf.cli import pipeline
+from switch_mtf.workflows import demo
 
 
 def parse_args(argv):
-  defaults = demo.DemoConfig(run_dir="runs/demo")
+  defaults = demo.DemoConfig(run_dir=demo.DEFAULT_RUN_DIR)
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   parser.add_argument("--run_dir", default=defaults.run_dir,

@@ -10,7 +10,7 @@ command again to resume. Examples:
   make distill-demo
   make distill-demo DISTILL_ARGS="--ablations"
   .venv/bin/python tools/distill_demo.py --fraction_soft=0.5 --temperature=2 \
-      --run_dir=runs/other
+      --run_dir=output/other
 """
 
 import argparse
@@ -21,16 +21,17 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
-from switch_mtf import distill_demo
-from switch_mtf import events
-from switch_mtf import pipeline
+from switch_mtf.cli import events
+from switch_mtf.cli import pipeline
+from switch_mtf.workflows import demo
+from switch_mtf.workflows import distill_demo
 
 
 def parse_args(argv):
   defaults = distill_demo.DistillOptions()
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-  parser.add_argument("--run_dir", default="runs/demo",
+  parser.add_argument("--run_dir", default=demo.DEFAULT_RUN_DIR,
                       help="the demo's run dir (default: %(default)s, "
                       "`make demo`'s)")
   parser.add_argument("--pretrain_steps", type=int, default=None,

@@ -7,8 +7,8 @@
 
 Prints JSON (params, params_per_device, expert_params, flops_per_token,
 num_experts, moe_layers, memory per device, ...); see
-switch_mtf/model_stats.py for the definitions. A layout that does not fit
-exits with status 2 and says why.
+switch_mtf/analysis/model_stats.py for the definitions. A layout that does not
+fit exits with status 2 and says why.
 """
 
 import argparse
@@ -40,7 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   # gin logs an error for every search path a relative gin file is not in.
   logging.getLogger().addFilter(
       lambda record: not record.getMessage().startswith("Path not found"))
-  from switch_mtf import model_stats  # pylint: disable=g-import-not-at-top
+  from switch_mtf.analysis import model_stats  # pylint: disable=g-import-not-at-top
   vocab = args.vocab_size or model_stats.DEFAULT_VOCAB_SIZE
   try:
     stats = model_stats.measure(args.gin_file, args.gin_param,

@@ -16,9 +16,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
-from switch_mtf import events
-from switch_mtf import report
-from switch_mtf import run_data
+from switch_mtf.cli import events
+from switch_mtf.workflows import report
+from switch_mtf.workflows import run_data
 
 
 def parse_args(argv):

@@ -3,7 +3,7 @@
 Locally (default), points train one after another with the demo's
 pretraining setup (a rerun resumes and skips finished points):
 
-  .venv/bin/python tools/sweep.py --sweep_dir=runs/sweep --train_steps=300 \\
+  .venv/bin/python tools/sweep.py --sweep_dir=output/sweep --train_steps=300 \\
     --grid "Switch.capacity_factor_train=1.0,1.25" \\
     --grid "Switch.num_experts=4,8"
 
@@ -22,10 +22,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
-from switch_mtf import events
-from switch_mtf import pipeline
-from switch_mtf import sweep
-from switch_mtf import tpu_commands
+from switch_mtf.cli import events
+from switch_mtf.cli import pipeline
+from switch_mtf.workflows import sweep
+from switch_mtf.workflows import tpu_commands
 
 DEFAULT_GIN_FILES = ("dataset.gin", "models/switch_tiny.gin",
                      "runs/demo_pretrain.gin")

@@ -19,9 +19,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
-from switch_mtf import events
-from switch_mtf import layout_check
-from switch_mtf import tpu_commands
+from switch_mtf.analysis import layout_check
+from switch_mtf.cli import events
+from switch_mtf.workflows import tpu_commands
 
 
 def parse_args(argv):

@@ -18,22 +18,24 @@ import platform
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from switch_mtf.bench import claims_execute
-from switch_mtf.bench import claims_plan
-from switch_mtf.bench import claims_report
-from switch_mtf.bench import claims_runs
-from switch_mtf.bench import layer_graph
-from switch_mtf.bench import model_step
-from switch_mtf.bench import profile as profile_lib
-from switch_mtf.bench import scaling
-from switch_mtf.bench import speed
-from switch_mtf.bench import speed_report
-from switch_mtf.bench import store as store_lib
-from switch_mtf.bench import timing
+from switch_mtf.bench.claims import execute as claims_execute
+from switch_mtf.bench.claims import plan as claims_plan
+from switch_mtf.bench.claims import report as claims_report
+from switch_mtf.bench.claims import runs as claims_runs
+from switch_mtf.bench.common import store as store_lib
+from switch_mtf.bench.speed import layer_graph
+from switch_mtf.bench.speed import layers as speed
+from switch_mtf.bench.speed import model_step
+from switch_mtf.bench.speed import profile as profile_lib
+from switch_mtf.bench.speed import report as speed_report
+from switch_mtf.bench.speed import scaling
+from switch_mtf.bench.speed import timing
+from switch_mtf.cli import gin_paths
 
 PARTS = ("speed", "models", "paper", "profile", "claims")
 PRECISION_KEY = "tiny/precision"  # paper Table 2's speed column
 QUICK_PARTS = ("speed", "models", "paper", "claims")
+DEFAULT_WORK_DIR = os.path.join(gin_paths.OUTPUT_ROOT, "bench")
 FULL_PROTOCOL = timing.Protocol(warmup=3, rounds=6, iterations=5,
                                 forward_runs=12)
 QUICK_PROTOCOL = timing.Protocol(warmup=2, rounds=3, iterations=3,
@@ -69,7 +71,7 @@ PAPER_MODELS = (
 class Options:
   quick: bool = False
   results_dir: str = "results"
-  work_dir: str = os.path.join("runs", "bench")
+  work_dir: str = DEFAULT_WORK_DIR
   parts: Sequence[str] = ()
   threads: int = 0
   report_only: bool = False
@@ -125,9 +127,8 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
     key = "tiny/E" + ",".join(map(str, experts))
     if not options.report_only and not models.done(key):
       specs = model_step.tiny_specs(experts)
-      specs["switch_tiny_E8_gather"] = model_step.ModelSpec(
-          "switch_tiny_E8_gather", ("models/switch_tiny.gin",),
-          ("num_experts = 8", claims_plan.CPU_DISPATCH))
+      gather = model_step.gather_switch_spec()
+      specs[gather.name] = gather
       log("models: %s" % key)
       models.put(key, scaling.time_models(
           specs, QUICK_MODEL_PROTOCOL if options.quick else MODEL_PROTOCOL,

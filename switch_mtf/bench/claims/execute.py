@@ -1,0 +1,175 @@
+"""Runs the planned CLI runs in order, skipping those already stored.
+
+One store entry per run holds what the claims need: the commands, the
+training-loss curve (10-step means), the final training loss, steps/s,
+divergence, the evaluation at every checkpoint and, for Switch runs, the
+router's dropped-token fraction from the event files. Logs stay in the
+scratch directory beside the checkpoints.
+"""
+
+import concurrent.futures
+import json
+import os
+import shlex
+import shutil
+import threading
+from typing import Any, Callable, Dict, List, Sequence
+
+from switch_mtf.bench.claims import runs as claims_runs
+from switch_mtf.bench.common import store as store_lib
+from switch_mtf.workflows import run_data
+
+FINAL_WINDOW = 100  # steps averaged for the final training loss
+
+
+class RunFailed(RuntimeError):
+  """A CLI process failed without a result (crash, kill, bad config)."""
+
+
+def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
+            launcher: claims_runs.Launcher,
+            log: Callable[[str], None] = print,
+            keep_checkpoints: bool = True,
+            plan_runs: Sequence[claims_runs.Run] = (),
+            jobs: int = 1) -> None:
+  """Trains and evaluates every run the store lacks, in the given order.
+
+  plan_runs: every run of the plan (default: `runs`), where fine-tuning runs
+  find the pretraining run they start from. Model directories are deleted
+  after a run unless keep_checkpoints or some planned run starts from it.
+  jobs: CLI runs at a time, for machines with cores to spare (on 2 cores
+  two tiny runs side by side barely beat one after the other); a
+  fine-tuning run waits for its pretraining run.
+  """
+  by_name = {r.name: r for r in list(plan_runs) + list(runs)}
+  needed = {r.init_from for r in by_name.values() if r.init_from}
+  lock = threading.Lock()  # the store and the log are shared by the jobs
+  started: Dict[str, concurrent.futures.Future] = {}
+
+  def locked_log(message: str) -> None:
+    with lock:
+      log(message)
+
+  def one(index: int, run: claims_runs.Run) -> None:
+    if store.done(run.name):
+      # Compare as stored (JSON turns tuples into lists).
+      if store.get(run.name).get("run") == json.loads(
+          json.dumps(run.as_dict())):
+        locked_log("claims: %s done, skipped" % run.name)
+        return
+      locked_log("claims: %s was stored with another config; running it "
+                 "again" % run.name)
+      shutil.rmtree(launcher.model_dir(run), ignore_errors=True)
+    init_run = by_name.get(run.init_from) if run.init_from else None
+    if run.init_from and init_run is None:
+      raise ValueError("run %s starts from %s, which is not planned; plan "
+                       "the pretraining run too." % (run.name, run.init_from))
+    if init_run and init_run.name in started:
+      started[init_run.name].result()
+    if init_run and not store.done(init_run.name):
+      locked_log("claims: %s skipped: its pretraining run %s has not run "
+                 "yet" % (run.name, init_run.name))
+      return
+    locked_log("claims: [%d/%d] %s" % (index + 1, len(runs), run.name))
+    try:
+      entry = execute(run, launcher, init_run)
+    except RunFailed as e:
+      locked_log("claims: FAILED %s (not stored; the next call retries it)"
+                 % e)
+      return
+    with lock:
+      store.put(run.name, entry)
+      log("claims: %s final train loss %s, eval %s" % (
+          run.name, entry["final_train_loss"], entry.get("final_eval")))
+    if not keep_checkpoints and run.name not in needed:
+      shutil.rmtree(launcher.model_dir(run), ignore_errors=True)
+
+  with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+    for index, run in enumerate(runs):  # submitted (so started) in order
+      started[run.name] = pool.submit(one, index, run)
+    for future in started.values():
+      future.result()  # re-raises a planning error
+
+
+def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
+            init_run: claims_runs.Run = None) -> Dict[str, Any]:
+  """Trains (resuming from checkpoints), evaluates, parses; one entry."""
+  init_steps = init_run.train_steps if init_run else 0
+  model_dir = launcher.model_dir(run)
+  train_cmd = launcher.train_command(run, init_run, init_steps)
+  eval_cmd = (launcher.eval_command(run, init_run, init_steps)
+              if run.eval_kind != "none" else None)
+  attempt = len([f for f in os.listdir(model_dir) if f.startswith("train.")]
+                ) if os.path.isdir(model_dir) else 0
+  os.makedirs(model_dir, exist_ok=True)
+  train_log = os.path.join(model_dir, "train.%d.log" % attempt)
+  code, train_seconds = launcher.execute(train_cmd, train_log)
+  texts = []
+  for index in range(attempt + 1):
+    with open(os.path.join(model_dir, "train.%d.log" % index)) as f:
+      texts.append(f.read())
+  train = claims_runs.parse_train_logs(texts)
+  data = run_data.collect(model_dir)
+  entry: Dict[str, Any] = {
+      "run": run.as_dict(),
+      "train_command": " ".join(shlex.quote(c) for c in train_cmd),
+      "eval_command": (" ".join(shlex.quote(c) for c in eval_cmd)
+                       if eval_cmd else None),
+      "train_exit_code": code,
+      "train_seconds": round(train_seconds, 1),
+      "steps_per_sec": data.steps_per_second,
+      "params": data.parameters,
+      "moe_layers": len(data.router),
+      "diverged": train["diverged"],
+      "steps_logged": len(train["losses"]),
+      "train_curve_10": claims_runs.curve(train["losses"], 10, 10),
+      "train_curve_100": claims_runs.curve(train["losses"], FINAL_WINDOW, 50),
+  }
+  final = claims_runs.curve(train["losses"], FINAL_WINDOW, 1)
+  entry["final_train_loss"] = final[-1][1] if final else None
+  entry["tokens_dropped_fraction"] = _mean_over_layers(
+      data, "tokens_dropped_fraction")
+  if code != 0 and not train["diverged"]:
+    # Not a result (a crash or a kill): stored nothing, so the next call
+    # resumes this run from its last checkpoint.
+    raise RunFailed("%s: training exited with %d; see %s"
+                    % (run.name, code, train_log))
+  if train["diverged"] or run.eval_kind == "none":
+    return entry
+  eval_log = os.path.join(model_dir, "eval.log")
+  code, eval_seconds = launcher.execute(eval_cmd, eval_log)
+  with open(eval_log) as f:
+    evaluation = claims_runs.parse_eval_log(f.read())
+  entry["eval_seconds"] = round(eval_seconds, 1)
+  entry["eval"] = {str(step): metrics
+                   for step, metrics in sorted(evaluation.items())}
+  if code != 0:
+    raise RunFailed("%s: evaluation exited with %d; see %s"
+                    % (run.name, code, eval_log))
+  if evaluation:
+    last = max(evaluation)
+    entry["final_eval"] = dict(evaluation[last], step=last)
+  return entry
+
+
+def _mean_over_layers(data: run_data.RunData, metric: str) -> List:
+  """(step, mean over the Switch layers) of a router metric."""
+  by_step: Dict[float, List[float]] = {}
+  for layer in data.router.values():
+    for step, value in layer.scalars.get(metric, []):
+      by_step.setdefault(step, []).append(value)
+  return [(int(s), round(sum(v) / len(v), 5))
+          for s, v in sorted(by_step.items())]
+
+
+def val_curve(entry: Dict[str, Any], metric: str = "neg_log_perplexity"
+              ) -> Sequence:
+  """(step, validation CE) from a stored entry (CE = -neg_log_perplexity)."""
+  points = []
+  for step, metrics in entry.get("eval", {}).items():
+    if metric in metrics:
+      value = metrics[metric]
+      points.append((int(step), -value if metric == "neg_log_perplexity"
+                     else value))
+  return sorted(points)
+

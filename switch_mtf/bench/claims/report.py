@@ -1,0 +1,169 @@
+"""Markdown summary and plots of the claims (results/claims/)."""
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from switch_mtf.bench.claims import analysis as claims_analysis
+from switch_mtf.bench.claims import execute as claims_execute
+from switch_mtf.bench.claims import paper
+from switch_mtf.bench.claims import plan as claims_plan
+from switch_mtf.bench.common import plots
+from switch_mtf.bench.common import store as store_lib
+
+
+def _ms(spread: Optional[Dict[str, float]], digits: int = 3) -> str:
+  """mean ± std (n), or – if absent."""
+  if not spread:
+    return "–"
+  if spread["n"] == 1:
+    return "%.*f (n=1)" % (digits, spread["mean"])
+  return "%.*f ± %.*f (n=%d)" % (digits, spread["mean"], digits,
+                                 spread["std"], spread["n"])
+
+
+def _seeds(row: Dict[str, Any]) -> str:
+  text = str(row.get("seeds_done", 0))
+  if row.get("diverged"):
+    text += ", %d diverged" % row["diverged"]
+  return text
+
+
+def sample_efficiency_md(analysis: Dict[str, Any]) -> List[str]:
+  md = ["## Sample efficiency: dense vs Switch at equal FLOPs per token", "",
+        "Paper: " + paper.SAMPLE_EFFICIENCY, "",
+        "Speed-up = dense steps / first step at which Switch reaches the "
+        "dense run's final value (same seed = same data order); below 1 = "
+        "never reached, given as the step at which dense reached Switch's "
+        "final value / dense steps.", "",
+        "Training-loss speed-ups use the 100-step mean of the CLI's total "
+        "loss, which for Switch includes the load-balancing loss (>= 0.01 "
+        "per MoE layer); the 'minus aux floor' column subtracts that floor "
+        "(the anchor's 'aux-corrected').", "",
+        "| model | seeds | val CE (final) | val CE - dense | speed-up (val CE)"
+        " | speed-up (train loss) | speed-up (train loss minus aux floor) | "
+        "final train loss | steps/s |",
+        "|---|---|---|---|---|---|---|---|---|"]
+  for config, row in analysis["configs"].items():
+    md.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        config, _seeds(row), _ms(row.get("val_ce")),
+        _ms(row.get("val_ce_minus_dense")), _ms(row.get("speedup_val"), 2),
+        _ms(row.get("speedup_train"), 2),
+        _ms(row.get("speedup_train_without_aux"), 2),
+        _ms(row.get("final_train_loss")), _ms(row.get("steps_per_sec"), 2)))
+  return md + [""]
+
+
+def table_md(title: str, analysis: Dict[str, Any], paper_rows: List[str],
+             extra: str = "") -> List[str]:
+  md = ["## " + title, ""]
+  if paper_rows:
+    md += ["Paper:", ""] + paper_rows + [""]
+  if extra:
+    md += [extra, ""]
+  md += ["| config | seeds | val CE (final) | final train loss | steps/s | "
+         "dropped tokens (2nd half of training) |", "|---|---|---|---|---|---|"]
+  for config, row in analysis.items():
+    md.append("| %s | %s | %s | %s | %s | %s |" % (
+        config, _seeds(row), _ms(row.get("val_ce")),
+        _ms(row.get("final_train_loss")), _ms(row.get("steps_per_sec"), 2),
+        _ms(row.get("tokens_dropped_fraction"), 4)))
+  return md + [""]
+
+
+def finetune_md(analysis: Dict[str, Any]) -> List[str]:
+  md = ["## Expert dropout in fine-tuning (RTE, embedded SuperGLUE)", "",
+        "Paper Table 4 (GLUE / SuperGLUE): " + "; ".join(
+            "%s %.1f / %.1f" % (k, *v) for k, v in
+            paper.EXPERT_DROPOUT.items()), "",
+        "| config | seeds | peak val accuracy | final val accuracy |",
+        "|---|---|---|---|"]
+  for config, row in analysis.items():
+    md.append("| %s | %s | %s | %s |" % (
+        config, _seeds(row), _ms(row.get("peak_accuracy"), 1),
+        _ms(row.get("final_accuracy"), 1)))
+  return md + [""]
+
+
+def _paper_capacity() -> List[str]:
+  return ["- %s cf %s: NLP %.3f, %d ex/s" % (m, cf, q, s)
+          for (m, cf), (q, s) in paper.CAPACITY_FACTOR.items()] + [
+              "- " + paper.DROPPED_TOKENS]
+
+
+def plots_md(plan, entries, out_dir: str) -> List[str]:
+  md = []
+  se = plan.get("sample_efficiency", [])
+  groups = claims_analysis.group(se, entries)
+  val = {c: [claims_execute.val_curve(e) for _, e in pairs]
+         for c, pairs in groups.items()}
+  train = {c: [[tuple(p) for p in e.get("train_curve_100", [])]
+               for _, e in pairs] for c, pairs in groups.items()}
+  if any(any(v) for v in val.values()):
+    path = plots.mean_curves(os.path.join(out_dir, "sample_efficiency_val.png"),
+                             "Validation CE (mean over seeds, band = min-max)",
+                             "validation CE per token", val)
+    md.append("![val](%s)" % os.path.basename(path))
+  if any(any(v) for v in train.values()):
+    path = plots.mean_curves(
+        os.path.join(out_dir, "sample_efficiency_train.png"),
+        "Training loss, 100-step mean (mean over seeds)", "total loss", train)
+    md.append("![train](%s)" % os.path.basename(path))
+  return md + [""]
+
+
+def write(plan: Dict[str, Any], store: store_lib.ResultStore,
+          out_dir: str, notes: List[str] = ()) -> str:
+  """Writes out_dir/summary.md and the plots; returns its path."""
+  entries = dict(store.items())
+  analysis = claims_analysis.analyze(plan, entries)
+  md = ["# The paper's claims at small scale", "",
+        "Generated by tools/bench.py from %s. Every run is the real "
+        "`switch_mtf_transformer` CLI; its exact train and eval commands are "
+        "stored with it. Commands of this suite:" % os.path.basename(
+            store.path), ""]
+  md += ["- `%s` (%s)" % (c["command"], c["started"]) for c in store.commands]
+  md += [""] + list(notes) + [
+      "", "Steps/s columns are each run's own CLI rate (input pipeline and "
+      "summaries included), measured with whatever else ran on the machine; "
+      "side-by-side step-time ratios are in ../speed/summary.md.", ""]
+  if "sample_efficiency" in analysis:
+    md += sample_efficiency_md(analysis["sample_efficiency"])
+    md += plots_md(plan, entries, out_dir)
+  if "recipe" in analysis:
+    md += table_md("Recipe: the anchor's constant LR 0.01 vs T5's rsqrt "
+                   "schedule (seed 0)", analysis["recipe"], [])
+  ablation_steps = sorted({r.train_steps
+                           for claim in claims_plan.ABLATION_CLAIMS
+                           for r in plan.get(claim, ())})
+  if ablation_steps:
+    md += ["## Ablations", "", "Capacity factor, precision, initialisation "
+           "and z-loss runs train %s steps each and compare with their own "
+           "Switch E8 baseline of that length (`switch_E8_%dsteps`)." % (
+               " / ".join(map(str, ablation_steps)), ablation_steps[0]), ""]
+  if "capacity_factor" in analysis:
+    md += table_md("Capacity factor: Switch vs top-2 MoE (Table 1)",
+                   analysis["capacity_factor"], _paper_capacity(),
+                   "Dropped tokens are logged by our Switch layer on CPU; "
+                   "Mesh TF's MoE1D (top-2) writes its router summaries "
+                   "only on TPU, so its column is empty.")
+  if "precision" in analysis:
+    md += table_md("Selective precision (Table 2)", analysis["precision"],
+                   ["- %s: NLP %.3f, %d ex/s%s" % (
+                       k, q, s, ", diverged" if d else "")
+                    for k, (q, s, d) in paper.PRECISION.items()])
+  if "init_scale" in analysis:
+    md += table_md("Initialization scale (Table 3)", analysis["init_scale"],
+                   ["- scale %s: NLP %.2f ± %.2f" % (k, *v)
+                    for k, v in paper.INIT_SCALE.items()])
+  if "router_z_loss" in analysis:
+    md += table_md("Router z-loss ablation (ST-MoE; not in the Switch paper)",
+                   analysis["router_z_loss"], [])
+  if "expert_dropout" in analysis:
+    md += finetune_md(analysis["expert_dropout"])
+  path = os.path.join(out_dir, "summary.md")
+  with open(path, "w") as f:
+    f.write("\n".join(md) + "\n")
+  with open(os.path.join(out_dir, "analysis.json"), "w") as f:
+    json.dump(analysis, f, indent=1, sort_keys=True)
+  return path

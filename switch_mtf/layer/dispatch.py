@@ -1,0 +1,187 @@
+"""Moving tokens to their expert slots and expert outputs back to tokens.
+
+Two interchangeable implementations with identical outputs:
+
+- "einsum" (default): the one-hot [O, G, S, experts, capacity] dispatch and
+  combine tensors of the official code; a gather by matrix multiply, which is
+  what TPUs are good at.
+- "gather": index ops instead (a segment sum into slots and a batched gather
+  back), so no [G, S, E, C] tensor is ever built; cheaper on CPU/GPU meshes,
+  where the one-hot einsums cost O(tokens * S * cf * d_model).
+
+Both return expert inputs as [O, experts_unsplit, G, C, d_model] (groups
+still split like the batch), ready for the all-to-all in experts.py. Every
+slot holds at most one token and the kept token's gate multiplies its expert
+output once, so the two modes agree exactly, not just closely.
+"""
+
+from typing import Callable, Dict
+
+import mesh_tensorflow as mtf
+import tensorflow.compat.v1 as tf
+
+from switch_mtf.layer import router as router_lib
+
+EINSUM = "einsum"
+GATHER = "gather"
+MODES = (EINSUM, GATHER)
+
+
+def check_mode(mode: str) -> str:
+  """Returns `mode` or raises a ValueError naming the choices."""
+  if mode not in MODES:
+    raise ValueError(
+        "Switch.dispatch_mode=%r is not known; use %r (one-hot einsums, the "
+        "official TPU-friendly code) or %r (index ops, no [G,S,E,C] tensors; "
+        "for CPU/GPU meshes)." % (mode, EINSUM, GATHER))
+  return mode
+
+
+class EinsumDispatcher:
+  """Dispatch and combine with one-hot [O, G, S, E, C] tensors (Mesh TF)."""
+
+  def __init__(self, routing: router_lib.Routing, dtype: tf.DType):
+    slot_one_hot = (
+        mtf.one_hot(routing.expert_index, routing.experts_dim,
+                    dtype=tf.float32)
+        * mtf.one_hot(mtf.to_int32(routing.position_in_expert),
+                      routing.capacity_dim, dtype=tf.float32))
+    self._dispatch = mtf.cast(slot_one_hot * routing.kept, dtype)
+    self._combine = mtf.cast(slot_one_hot * routing.gate, dtype)
+    self._routing = routing
+
+  def dispatch(self, inputs: mtf.Tensor) -> mtf.Tensor:
+    """[O, G, S, M] tokens -> [O, experts_unsplit, G, C, M] expert slots."""
+    outer_dim, groups_dim, _, model_dim = inputs.shape.dims
+    return mtf.einsum(
+        [inputs, self._dispatch],
+        mtf.Shape([outer_dim, self._routing.experts_dim, groups_dim,
+                   self._routing.capacity_dim, model_dim]))
+
+  def combine(self, expert_outputs: mtf.Tensor) -> mtf.Tensor:
+    """[O, experts_unsplit, G, C, M] -> [O, G, S, M], gate-weighted."""
+    outer_dim, _, groups_dim, _, model_dim = expert_outputs.shape.dims
+    group_dim = self._routing.kept.shape.dims[-1]
+    return mtf.einsum(
+        [expert_outputs, self._combine],
+        mtf.Shape([outer_dim, groups_dim, group_dim, model_dim]))
+
+
+class GatherDispatcher:
+  """Dispatch and combine with index ops; no one-hot [G, S, E, C] tensors.
+
+  Each token gets one flat slot index, expert * C + position; dropped and
+  padding tokens point at a trash slot, which dispatch skips and combine
+  reads as zeros. Dispatch and combine are each other's adjoint, which
+  gives both their gradients.
+  """
+
+  def __init__(self, routing: router_lib.Routing, dtype: tf.DType):
+    num_slots = routing.experts_dim.size * routing.capacity_dim.size
+    slot = (mtf.to_float(routing.expert_index) * routing.capacity_dim.size
+            + routing.position_in_expert)
+    # Float arithmetic is exact here: slot counts are far below 2**24.
+    self._slot = mtf.to_int32(slot * routing.kept
+                              + (1.0 - routing.kept) * num_slots)
+    self._gate = mtf.cast(routing.gate, dtype)
+    self._routing = routing
+
+  def dispatch(self, inputs: mtf.Tensor) -> mtf.Tensor:
+    """[O, G, S, M] tokens -> [O, experts_unsplit, G, C, M] expert slots."""
+    outer_dim, groups_dim, _, model_dim = inputs.shape.dims
+    slots_shape = mtf.Shape([outer_dim, self._routing.experts_dim, groups_dim,
+                             self._routing.capacity_dim, model_dim])
+    return _to_slots(inputs, self._slot, slots_shape)
+
+  def combine(self, expert_outputs: mtf.Tensor) -> mtf.Tensor:
+    """[O, experts_unsplit, G, C, M] -> [O, G, S, M], gate-weighted."""
+    outer_dim, _, groups_dim, _, model_dim = expert_outputs.shape.dims
+    group_dim = self._slot.shape.dims[-1]
+    tokens_shape = mtf.Shape([outer_dim, groups_dim, group_dim, model_dim])
+    return _from_slots(expert_outputs, self._slot, tokens_shape) * self._gate
+
+
+_DISPATCHERS: Dict[str, Callable[..., object]] = {
+    EINSUM: EinsumDispatcher,
+    GATHER: GatherDispatcher,
+}
+
+
+def make_dispatcher(mode: str, routing: router_lib.Routing, dtype: tf.DType):
+  """Returns the dispatcher of `mode` for `routing`, computing in `dtype`."""
+  return _DISPATCHERS[check_mode(mode)](routing, dtype)
+
+
+def _splittable(tokens_shape: mtf.Shape):
+  """Outer batch, groups and d_model may be split; group and slots not."""
+  outer_dim, groups_dim, _, model_dim = tokens_shape.dims
+  return [outer_dim, groups_dim, model_dim]
+
+
+def _to_slots(tokens: mtf.Tensor, slot: mtf.Tensor,
+              slots_shape: mtf.Shape) -> mtf.Tensor:
+  """Segment-sums tokens [O,G,S,M] into slots [O,E,G,C,M] (one per slot).
+
+  Segment ids already follow the [O, E, G, C] slot order, so the sum lands
+  in place (no transpose, no slicing); trash tokens get id -1, which the
+  sum skips.
+  """
+  num_experts, capacity = slots_shape.dims[1].size, slots_shape.dims[3].size
+
+  def tf_fn(tokens_slice, slot_slice):
+    outer, groups, _, model = tokens_slice.shape.as_list()
+    ids = _flat_slot_ids(slot_slice, num_experts, capacity, trash=-1)
+    summed = tf.math.unsorted_segment_sum(
+        tf.reshape(tokens_slice, [-1, model]), tf.reshape(ids, [-1]),
+        num_segments=outer * num_experts * groups * capacity)
+    return tf.reshape(summed, [outer, num_experts, groups, capacity, model])
+
+  def grad_fn(op, dy):
+    return [_from_slots(dy, op.inputs[1], op.inputs[0].shape), None]
+
+  return mtf.slicewise(tf_fn, [tokens, slot], output_shape=slots_shape,
+                       output_dtype=tokens.dtype,
+                       splittable_dims=_splittable(tokens.shape),
+                       grad_function=grad_fn, name="switch_to_slots")
+
+
+def _from_slots(slots: mtf.Tensor, slot: mtf.Tensor,
+                tokens_shape: mtf.Shape) -> mtf.Tensor:
+  """Gathers each token's slot [O,E,G,C,M] -> [O,G,S,M]; trash reads 0.
+
+  Slots are read in their own [O, E, G, C] order (no transpose); one zero
+  row appended after the last slot serves every trash token.
+  """
+
+  def tf_fn(slots_slice, slot_slice):
+    outer, num_experts, groups, capacity, model = (
+        slots_slice.shape.as_list())
+    num_slots = outer * num_experts * groups * capacity
+    flat = tf.pad(tf.reshape(slots_slice, [num_slots, model]),
+                  [[0, 1], [0, 0]])
+    ids = _flat_slot_ids(slot_slice, num_experts, capacity, trash=num_slots)
+    return tf.reshape(tf.gather(flat, tf.reshape(ids, [-1])),
+                      slot_slice.shape.as_list() + [model])
+
+  def grad_fn(op, dy):
+    return [_to_slots(dy, op.inputs[1], op.inputs[0].shape), None]
+
+  return mtf.slicewise(tf_fn, [slots, slot], output_shape=tokens_shape,
+                       output_dtype=slots.dtype,
+                       splittable_dims=_splittable(tokens_shape),
+                       grad_function=grad_fn, name="switch_from_slots")
+
+
+def _flat_slot_ids(slot_slice: tf.Tensor, num_experts: int, capacity: int,
+                   trash: int) -> tf.Tensor:
+  """Per-group slots (expert * C + position) -> ids into a flat [O,E,G,C].
+
+  Tokens without a slot (index E * C: dropped or padding) get `trash`.
+  """
+  outer, groups, _ = slot_slice.shape.as_list()
+  outer_index = tf.reshape(tf.range(outer), [outer, 1, 1])
+  group_index = tf.reshape(tf.range(groups), [1, groups, 1])
+  ids = ((outer_index * num_experts + slot_slice // capacity) * groups
+         + group_index) * capacity + slot_slice % capacity
+  return tf.where(slot_slice < num_experts * capacity, ids,
+                  tf.fill(tf.shape(ids), trash))

@@ -1,0 +1,269 @@
+"""`Switch`: the top-1 mixture-of-experts feed-forward layer (issue 3).
+
+A drop-in replacement for Mesh TF's `moe.MoE1D(moe_gating="switch")` in a
+layer stack: same routing, capacity, loss and variables (so MoE1D checkpoints,
+the format of the official Switch checkpoints, restore into it and back), plus
+router metrics on every platform, a one-hot-free dispatch mode and clear
+errors. The pieces live in capacity.py, router.py, dispatch.py, experts.py and
+metrics.py; this module wires them to the Transformer's Context.
+"""
+
+import contextlib
+from typing import Iterator, Optional, Tuple
+
+import gin
+import mesh_tensorflow as mtf
+from mesh_tensorflow.transformer import transformer
+import tensorflow.compat.v1 as tf
+
+from switch_mtf.layer import capacity
+from switch_mtf.layer import dispatch
+from switch_mtf.layer import experts
+from switch_mtf.layer import metrics
+from switch_mtf.layer import router
+
+# Mesh TF's LayerStack opens a variable scope named after the layer's class;
+# ours re-enters the sibling scope MoE1D would get, so variable names match.
+VARIABLE_SCOPE = "MoE1D"
+ROUTER_SCOPE = "switch_gating"
+OUTER_BATCH = "outer_batch"
+
+
+@gin.configurable(module="switch_mtf")
+class Switch(transformer.TransformerLayer):
+  """Switch Transformer FFN layer: each token goes to one expert FFN."""
+
+  def __init__(self,
+               num_experts: int = 16,
+               hidden_size: int = 4096,
+               group_size: int = 1024,
+               capacity_factor_train: float = 1.25,
+               capacity_factor_eval: float = 2.0,
+               min_expert_capacity: int = 4,
+               loss_coef: float = 0.01,
+               router_z_loss_coef: float = 0.0,
+               router_policy_train: str = router.INPUT_JITTER,
+               router_policy_eval: str = router.ARGMAX,
+               jitter_eps: float = 0.01,
+               router_dropout_rate: float = 0.1,
+               activation: str = "relu",
+               expert_dropout_rate: float = 0.0,
+               dispatch_mode: str = dispatch.EINSUM,
+               router_dtype: str = "float32"):
+    """Records hyper-parameters; defaults are the paper's / official code's.
+
+    Args:
+      num_experts: E, experts per layer.
+      hidden_size: FFN width of each expert (`expert_hidden`).
+      group_size: maximum tokens per routing group (see capacity.py).
+      capacity_factor_train: capacity factor in TRAIN mode.
+      capacity_factor_eval: capacity factor in every other mode (eval,
+        scoring, decoding). Incremental decoding makes each step's batch
+        of tokens one group; >= num_experts avoids dropping them.
+      min_expert_capacity: lower bound on slots per expert per group.
+      loss_coef: alpha of the load-balancing loss (paper §2.2).
+      router_z_loss_coef: weight of the ST-MoE router z-loss; 0 = off. Mesh
+        TF's `MoE1D.z_loss = z` equals `router_z_loss_coef = z * loss_coef`.
+      router_policy_train: router noise in training: "input_jitter"
+        (paper), "input_dropout" or "argmax" (none).
+      router_policy_eval: same choices outside training; noise only ever
+        applies in training.
+      jitter_eps: eps of the Uniform(1-eps, 1+eps) router-input jitter.
+      router_dropout_rate: router-input dropout of "input_dropout".
+      activation: "relu", "gelu" or "geglu" (gated GELU).
+      expert_dropout_rate: dropout on the experts' hidden activations
+        (paper fine-tuning: 0.4).
+      dispatch_mode: "einsum" (one-hot, TPU-friendly) or "gather" (index
+        ops, no [G,S,E,C] tensors); the outputs are identical.
+      router_dtype: "float32" (selective precision, paper §2.4) or
+        "bfloat16" (the router in the activation precision: the unstable
+        ablation of the paper's Table 2).
+
+    Raises:
+      ValueError: on any value the layer cannot run with.
+    """
+    _check_positive_int("num_experts", num_experts)
+    _check_positive_int("hidden_size", hidden_size)
+    _check_positive_int("group_size", group_size,
+                        "the paper's code uses 1024 tokens per group")
+    for knob, value in (("capacity_factor_train", capacity_factor_train),
+                        ("capacity_factor_eval", capacity_factor_eval)):
+      if not value > 0:
+        raise ValueError(
+            "Switch.%s=%r must be > 0; the paper uses 1.0-1.25 for training "
+            "and 2.0 for evaluation." % (knob, value))
+    if min_expert_capacity < 0:
+      raise ValueError("Switch.min_expert_capacity=%r must be >= 0 (the "
+                       "official code uses 4)." % (min_expert_capacity,))
+    for knob, value in (("loss_coef", loss_coef),
+                        ("router_z_loss_coef", router_z_loss_coef),
+                        ("jitter_eps", jitter_eps)):
+      if value < 0:
+        raise ValueError("Switch.%s=%r must be >= 0." % (knob, value))
+    for knob, value in (("router_dropout_rate", router_dropout_rate),
+                        ("expert_dropout_rate", expert_dropout_rate)):
+      if not 0.0 <= value < 1.0:
+        raise ValueError("Switch.%s=%r must be in [0, 1)." % (knob, value))
+    self.num_experts = num_experts
+    self.hidden_size = hidden_size
+    self.group_size = group_size
+    self.capacity_factor_train = capacity_factor_train
+    self.capacity_factor_eval = capacity_factor_eval
+    self.min_expert_capacity = min_expert_capacity
+    self.loss_coef = loss_coef
+    self.router_z_loss_coef = router_z_loss_coef
+    self.router_policy_train = router.check_policy(router_policy_train,
+                                                   "router_policy_train")
+    self.router_policy_eval = router.check_policy(router_policy_eval,
+                                                  "router_policy_eval")
+    self.jitter_eps = jitter_eps
+    self.router_dropout_rate = router_dropout_rate
+    self.activation = experts.check_activation(activation)
+    self.expert_dropout_rate = expert_dropout_rate
+    self.dispatch_mode = dispatch.check_mode(dispatch_mode)
+    self.router_dtype = router.check_router_dtype(router_dtype)
+
+  def call(self, context: transformer.Context, x: mtf.Tensor,
+           losses=None) -> mtf.Tensor:
+    """Returns the layer output, shaped like x; appends the aux loss.
+
+    Overflow and padding tokens get an all-zero output, so the residual
+    connection carries them to the next layer unchanged (paper §2.2).
+    `losses` is ignored, as in MoE1D: LayerStack never passes it.
+    """
+    del losses
+    if context.model.ensemble_dim:
+      raise NotImplementedError(
+          "Switch does not support ensembles (Unitransformer.ensemble); "
+          "build one model per ensemble member instead.")
+    nonpadding = context.nonpadding
+    has_length_dim = context.length_dim in x.shape.dims
+    x_shape = x.shape
+    if not has_length_dim:
+      # Incremental decoding: one position per sequence, never padding.
+      x = mtf.reshape(x, mtf.Shape(x_shape.dims[:-1] + [
+          mtf.Dimension(context.length_dim.name, 1)] + x_shape.dims[-1:]))
+      nonpadding = None
+    with _sibling_variable_scope(VARIABLE_SCOPE) as layer_scope:
+      y, aux_loss = self._moe(context, x, nonpadding, layer_scope)
+    if context.losses is not None:
+      context.losses.append(aux_loss)
+    if not has_length_dim:
+      y = mtf.reshape(y, x_shape)
+    return y
+
+  def _moe(self, context: transformer.Context, x: mtf.Tensor,
+           nonpadding, layer_scope: str) -> Tuple[mtf.Tensor, mtf.Tensor]:
+    """Groups tokens, routes, runs experts, combines; returns (y, aux)."""
+    layout, mesh_shape = context.model.layout, context.model.mesh_shape
+    self._check_mesh_split(layout, mesh_shape)
+    token_dims, model_dim = x.shape.dims[:-1], x.shape.dims[-1]
+    if token_dims[0].name == OUTER_BATCH:
+      outer_dim, batch_dim = token_dims[0], token_dims[1]
+    else:
+      outer_dim, batch_dim = mtf.Dimension(OUTER_BATCH, 1), token_dims[0]
+    num_tokens = mtf.Shape(token_dims).size // outer_dim.size
+    batch_shards = mtf.tensor_dim_to_mesh_dim_size(layout, mesh_shape,
+                                                   batch_dim)
+    num_groups, group_size = capacity.split_into_groups(
+        num_tokens, self.group_size, batch_shards)
+    # Same name as the batch dim: groups are split exactly like the batch.
+    groups_dim = mtf.Dimension(batch_dim.name, num_groups)
+    group_dim = mtf.Dimension("group", group_size)
+    grouped_dims = [outer_dim, groups_dim, group_dim]
+    train = context.train
+    capacity_dim = mtf.Dimension("expert_capacity", capacity.expert_capacity(
+        group_size, self.num_experts,
+        self.capacity_factor_train if train else self.capacity_factor_eval,
+        self.min_expert_capacity))
+
+    inputs = mtf.reshape(x, mtf.Shape(grouped_dims + [model_dim]))
+    real = mtf.ones(x.mesh, mtf.Shape(token_dims), dtype=tf.float32)
+    if isinstance(nonpadding, mtf.Tensor):  # else None or 1: no padding
+      real *= mtf.to_float(mtf.equal(mtf.to_float(nonpadding), 1.0))
+    real = mtf.reshape(real, mtf.Shape(grouped_dims))
+
+    routing = router.route(
+        inputs, real,
+        experts_dim=mtf.Dimension("expert_unsplit", self.num_experts),
+        capacity_dim=capacity_dim,
+        policy=(self.router_policy_train if train
+                else self.router_policy_eval),
+        train=train,
+        variable_dtype=context.variable_dtype,
+        jitter_eps=self.jitter_eps,
+        dropout_rate=self.router_dropout_rate,
+        compute_z_loss=train and self.router_z_loss_coef > 0,
+        # The gather mode avoids O(S^2) work in positions too.
+        cumsum=(router.CUMSUM_SCAN if self.dispatch_mode == dispatch.GATHER
+                else router.CUMSUM_MATMUL),
+        router_dtype=self.router_dtype,
+        name=ROUTER_SCOPE)
+    dispatcher = dispatch.make_dispatcher(self.dispatch_mode, routing,
+                                          inputs.dtype)
+    expert_outputs = experts.run_experts(
+        dispatcher.dispatch(inputs), self.hidden_size, self.activation,
+        self.expert_dropout_rate, train, context.variable_dtype)
+    y = mtf.reshape(dispatcher.combine(expert_outputs), x.shape)
+
+    aux_loss = self._aux_loss(routing, context.num_microbatches or 1)
+    if train:
+      aux_loss = metrics.write_metrics(
+          aux_loss, metrics.router_metrics(routing),
+          metrics.layer_tag_prefix(layer_scope),
+          context.num_microbatches or 1)
+    return y, mtf.cast(aux_loss, x.dtype)
+
+  def _aux_loss(self, routing: router.Routing,
+                num_microbatches: int) -> mtf.Tensor:
+    """loss_coef * LB (+ z_coef * z), divided over microbatches like MoE1D."""
+    loss = routing.load_balancing_loss * self.loss_coef
+    if routing.router_z_loss is not None:
+      loss += routing.router_z_loss * self.router_z_loss_coef
+    return loss / float(num_microbatches)
+
+  def _check_mesh_split(self, layout, mesh_shape) -> None:
+    """E and expert_hidden must divide evenly over the mesh axes they use."""
+    for knob, dim_name, size in (
+        ("num_experts", experts.EXPERTS, self.num_experts),
+        ("hidden_size", experts.EXPERT_HIDDEN, self.hidden_size)):
+      shards = mtf.tensor_dim_to_mesh_dim_size(
+          layout, mesh_shape, mtf.Dimension(dim_name, size))
+      if size % shards:
+        raise ValueError(
+            "Switch.%s=%d is not divisible by the %d-way mesh dimension that "
+            "the layout rule for %r splits it over (layout %r, mesh %r); use "
+            "a multiple of %d or change the layout rule."
+            % (knob, size, shards, dim_name, layout, mesh_shape, shards))
+
+
+def _check_positive_int(knob: str, value: int, hint: Optional[str] = None):
+  if not isinstance(value, int) or value < 1:
+    raise ValueError("Switch.%s=%r must be a positive integer%s." % (
+        knob, value, "; " + hint if hint else ""))
+
+
+@contextlib.contextmanager
+def _sibling_variable_scope(name: str) -> Iterator[str]:
+  """Re-enters the current variable scope's sibling `name`; yields the parent.
+
+  Inside LayerStack the scope is `<layer>/Switch`; MoE1D's variables live in
+  `<layer>/MoE1D`. The sibling keeps every setting of the current scope
+  (reuse, initializer, dtype, custom getter) but that last name.
+  """
+  current = tf.get_variable_scope()
+  parent = current.name.rpartition("/")[0]
+  sibling = tf.VariableScope(
+      reuse=current.reuse,
+      name="%s/%s" % (parent, name) if parent else name,
+      initializer=current.initializer,
+      regularizer=current.regularizer,
+      caching_device=current.caching_device,
+      partitioner=current.partitioner,
+      custom_getter=current.custom_getter,
+      name_scope=current.original_name_scope,
+      dtype=current.dtype,
+      use_resource=current.use_resource,
+      constraint=current.constraint)
+  with tf.variable_scope(sibling, auxiliary_name_scope=False):
+    yield parent

@@ -1,0 +1,47 @@
+"""Layer timings turned into ratios, and the layer specs' capacities.
+
+No timings: bookkeeping checked against hand-computed values.
+"""
+
+import math
+
+import pytest
+
+from switch_mtf.bench.speed import layer_graph
+from switch_mtf.bench.speed import layers as speed
+
+
+def _block_result():
+  def contender(kind, ms, **spec):
+    s = layer_graph.LayerSpec(kind=kind, **spec)
+    return {"spec": s.as_dict(), "median_ms": ms,
+            "useful_train_flops": 2e9, "executed_train_flops": 4e9}
+  contenders = {
+      "dense": contender("dense", 10.0),
+      "einsum": contender("switch_einsum", 30.0),
+      "gather": contender("switch_gather", 12.0),
+      "moe1d": contender("moe1d_switch", 24.0),
+      "moe1d_other_cf": contender("moe1d_switch", 99.0, capacity_factor=2.0),
+  }
+  return {"contenders": contenders, "probe_gflops": 400.0}
+
+
+def test_derived_ratios_pair_each_layer_with_its_own_baselines():
+  rows = speed.derived(_block_result())
+  assert rows["dense"]["x_dense"] == 1.0
+  assert rows["gather"]["x_dense"] == 1.2
+  assert rows["einsum"]["x_moe1d_switch"] == 1.25  # not the cf-2.0 MoE1D
+  assert rows["gather"]["x_moe1d_switch"] == 0.5
+  # 2e9 useful FLOPs in 12 ms = 166.7 GFLOP/s = 41.7% of a 400 GFLOP/s probe.
+  assert math.isclose(rows["gather"]["useful_gflops"], 2e9 / 12e-3 / 1e9)
+  assert math.isclose(rows["gather"]["useful_fraction_of_probe"],
+                      2e9 / 12e-3 / 1e9 / 400)
+
+
+def test_layer_spec_capacity_follows_mesh_tf():
+  spec = layer_graph.LayerSpec(kind="switch_gather", num_experts=8,
+                               capacity_factor=1.25, group_size=1024)
+  assert spec.groups_and_capacity() == {"num_groups": 4, "group_size": 1024,
+                                        "capacity": 160}
+  with pytest.raises(ValueError, match="unknown layer kind"):
+    layer_graph.LayerSpec(kind="top3")
