@@ -13,6 +13,7 @@ import pytest
 
 from switch_mtf.cli import gin_config
 from switch_mtf.cli import moved_modules
+from switch_mtf.training import checkpoint_guard
 from tests.cli import cli_runs
 
 TESTDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata")
@@ -76,5 +77,8 @@ def test_old_operative_config_trains_through_the_cli(tmp_path):
                           cwd=str(tmp_path))
   assert proc.returncode == 0, proc.stdout[-4000:]
   assert cli_runs.checkpoint_steps(model_dir) == [0, 2]
+  # The guarded loop ran: it marks the run's start in the model dir.
+  assert os.path.exists(
+      os.path.join(model_dir, checkpoint_guard.RUN_START_FILE))
   operative = open(os.path.join(model_dir, "operative_config.gin")).read()
-  assert "import switch_mtf.training.reliable" in operative
+  assert "run.train_model_fn = @switch_mtf.reliable_train_model" in operative
