@@ -6,7 +6,7 @@ their Context (layout and mesh for the split checks, d_model for shapes).
 """
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import List, Optional
 
 import mesh_tensorflow as mtf
 
@@ -18,4 +18,5 @@ class StandInModel:
   mesh_shape: str
   model_dim: mtf.Dimension
   ensemble_dim: Optional[mtf.Dimension] = None
-  ensemble_dims: Sequence[mtf.Dimension] = ()
+  # A list, as Unitransformer's: Mesh TF concatenates it with lists of dims.
+  ensemble_dims: List[mtf.Dimension] = dataclasses.field(default_factory=list)

@@ -1,11 +1,9 @@
-"""Layer timings turned into ratios, and the layer specs' capacities.
+"""Layer timings turned into ratios against each layer's own baselines.
 
 No timings: bookkeeping checked against hand-computed values.
 """
 
 import math
-
-import pytest
 
 from switch_mtf.bench.speed import layer_graph
 from switch_mtf.bench.speed import layers as speed
@@ -36,12 +34,3 @@ def test_derived_ratios_pair_each_layer_with_its_own_baselines():
   assert math.isclose(rows["gather"]["useful_gflops"], 2e9 / 12e-3 / 1e9)
   assert math.isclose(rows["gather"]["useful_fraction_of_probe"],
                       2e9 / 12e-3 / 1e9 / 400)
-
-
-def test_layer_spec_capacity_follows_mesh_tf():
-  spec = layer_graph.LayerSpec(kind="switch_gather", num_experts=8,
-                               capacity_factor=1.25, group_size=1024)
-  assert spec.groups_and_capacity() == {"num_groups": 4, "group_size": 1024,
-                                        "capacity": 160}
-  with pytest.raises(ValueError, match="unknown layer kind"):
-    layer_graph.LayerSpec(kind="top3")
