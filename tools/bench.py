@@ -43,6 +43,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--jobs", type=int, default=1,
                       help="claim runs (CLI processes) at a time; worth it "
                       "with more than 2 cores (docs/results.md).")
+  parser.add_argument("--rerun_stale", action="store_true",
+                      help="measure again the stored results whose code or "
+                      "gin files changed since (default: keep them, marked "
+                      "stale in the reports).")
   parser.add_argument("--keep_checkpoints", action="store_true",
                       help="keep CLI model directories after a run.")
   args = parser.parse_args(argv)
@@ -58,6 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       work_dir=args.work_dir or suite.DEFAULT_WORK_DIR,
       parts=[p for p in args.parts.split(",") if p], threads=args.threads,
       report_only=args.report_only, keep_checkpoints=args.keep_checkpoints,
+      rerun_stale=args.rerun_stale,
       jobs=args.jobs,
       run_filter=[r for r in args.runs.split(",") if r],
       block_filter=[b for b in args.blocks.split(",") if b],

@@ -13,6 +13,7 @@ one seed of the sample-efficiency curve at 200 steps, into quick/.
 
 import dataclasses
 import fnmatch
+import functools
 import os
 import platform
 import time
@@ -22,6 +23,7 @@ from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.claims import report as claims_report
 from switch_mtf.bench.claims import runs as claims_runs
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
 from switch_mtf.bench.speed import layer_graph
 from switch_mtf.bench.speed import layers as speed
@@ -36,6 +38,8 @@ PARTS = ("speed", "models", "paper", "profile", "claims")
 PRECISION_KEY = "tiny/precision"  # paper Table 2's speed column
 QUICK_PARTS = ("speed", "models", "paper", "claims")
 DEFAULT_WORK_DIR = os.path.join(gin_paths.OUTPUT_ROOT, "bench")
+# Whole models are built from gin (analysis) besides the layer.
+MODEL_CODE = provenance.SPEED_CODE + ("analysis",)
 FULL_PROTOCOL = timing.Protocol(warmup=3, rounds=6, iterations=5,
                                 forward_runs=12)
 QUICK_PROTOCOL = timing.Protocol(warmup=2, rounds=3, iterations=3,
@@ -80,6 +84,7 @@ class Options:
   run_filter: Sequence[str] = ()  # fnmatch patterns of claim run names
   block_filter: Sequence[str] = ()  # fnmatch patterns of speed block names
   command: Optional[str] = None
+  rerun_stale: bool = False  # measure stale stored results again
 
 
 def _dirs(options: Options) -> Dict[str, str]:
@@ -94,6 +99,19 @@ def _machine() -> Dict[str, str]:
   return {"platform": platform.platform(), "processor": platform.processor(),
           "cpus": str(os.cpu_count()), "tensorflow": tf.__version__,
           "date": time.strftime("%Y-%m-%d")}
+
+
+def _gin_names(specs: Sequence[model_step.ModelSpec]) -> List[str]:
+  return sorted({name for spec in specs for name in spec.gin_files})
+
+
+def _profile(kind: str, threads: int) -> Dict:
+  built = layer_graph.BuiltLayer(layer_graph.LayerSpec(kind=kind),
+                                 threads=threads)
+  try:
+    return profile_lib.profile_step(built)
+  finally:
+    built.close()
 
 
 def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
@@ -114,51 +132,59 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
     return stores[name]
 
   protocol = QUICK_PROTOCOL if options.quick else FULL_PROTOCOL
+
+  def measure(results: store_lib.ResultStore, key: str,
+              produce: Callable[[], Dict], gin_names: Sequence[str],
+              code_parts: Sequence[str]) -> None:
+    """Stores produce()'s result with its provenance, unless fresh in store."""
+    if options.report_only or (results.done(key) and provenance.ensure_fresh(
+        key, results.get(key), options.rerun_stale, log)):
+      return
+    log("%s" % key)
+    result = produce()
+    result["provenance"] = provenance.record(options.command or "",
+                                             gin_names, code_parts)
+    results.put(key, result)
+
   if "speed" in parts:
     layers = store("layers", dirs["speed"])
     if not options.report_only:
       blocks = [b for b in speed.suite(options.quick)
                 if not options.block_filter or any(
                     fnmatch.fnmatch(b.name, p) for p in options.block_filter)]
-      speed.run_suite(blocks, layers, protocol, options.threads, log)
+      speed.run_suite(blocks, layers, protocol, options.threads, log,
+                      options.command or "", options.rerun_stale)
   if "models" in parts:
     models = store("models", dirs["speed"])
     experts = [4, 8, 16] if options.quick else [4, 8, 16, 32, 64]
-    key = "tiny/E" + ",".join(map(str, experts))
-    if not options.report_only and not models.done(key):
-      specs = model_step.tiny_specs(experts)
-      gather = model_step.gather_switch_spec()
-      specs[gather.name] = gather
-      log("models: %s" % key)
-      models.put(key, scaling.time_models(
-          specs, QUICK_MODEL_PROTOCOL if options.quick else MODEL_PROTOCOL,
-          options.threads, log))
-    if not options.quick and not options.report_only and not models.done(
-        PRECISION_KEY):
-      log("models: %s" % PRECISION_KEY)
-      models.put(PRECISION_KEY, scaling.time_models(
-          model_step.precision_specs(), MODEL_PROTOCOL, options.threads, log))
+    specs = model_step.tiny_specs(experts)
+    gather = model_step.gather_switch_spec()
+    specs[gather.name] = gather
+    model_protocol = QUICK_MODEL_PROTOCOL if options.quick else MODEL_PROTOCOL
+    measure(models, "tiny/E" + ",".join(map(str, experts)),
+            lambda: scaling.time_models(specs, model_protocol,
+                                        options.threads, log),
+            _gin_names(specs.values()), MODEL_CODE)
+    if not options.quick:
+      precision = model_step.precision_specs()
+      measure(models, PRECISION_KEY,
+              lambda: scaling.time_models(precision, MODEL_PROTOCOL,
+                                          options.threads, log),
+              _gin_names(precision.values()), MODEL_CODE)
   if "paper" in parts:
     paper = store("paper", dirs["speed"])
     for label, model_gin, layout_gin in PAPER_MODELS:
-      if options.report_only or paper.done(label):
-        continue
-      log("paper: %s on %s" % (label, layout_gin))
-      paper.put(label, scaling.paper_model(label, [model_gin, layout_gin],
-                                           gin_params=PAPER_BATCH))
+      measure(paper, label,
+              functools.partial(scaling.paper_model, label,
+                                [model_gin, layout_gin],
+                                gin_params=PAPER_BATCH),
+              [model_gin, layout_gin], MODEL_CODE)
   if "profile" in parts:
     prof = store("profile", dirs["speed"])
     for kind in layer_graph.KINDS:
-      name = "%s/E8/cf1.0/G1024/N4096" % kind
-      if options.report_only or prof.done(name):
-        continue
-      log("profile: %s" % name)
-      built = layer_graph.BuiltLayer(layer_graph.LayerSpec(kind=kind),
-                                     threads=options.threads)
-      try:
-        prof.put(name, profile_lib.profile_step(built))
-      finally:
-        built.close()
+      measure(prof, "%s/E8/cf1.0/G1024/N4096" % kind,
+              functools.partial(_profile, kind, options.threads), [],
+              provenance.SPEED_CODE)
   written = []
   if any(p in parts for p in ("speed", "models", "paper", "profile")):
     written.append(speed_report.write(stores, dirs["speed"]))
@@ -173,6 +199,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
           fnmatch.fnmatch(r.name, p) for p in options.run_filter)]
       claims_execute.run_all(runs, runs_store, launcher, log,
                              options.keep_checkpoints, planned,
-                             jobs=options.jobs)
+                             jobs=options.jobs, command=options.command or "",
+                             rerun_stale=options.rerun_stale)
     written.append(claims_report.write(plan, runs_store, dirs["claims"]))
   return written

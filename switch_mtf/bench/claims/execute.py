@@ -16,6 +16,7 @@ import threading
 from typing import Any, Callable, Dict, List, Sequence
 
 from switch_mtf.bench.claims import runs as claims_runs
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
 from switch_mtf.workflows import run_data
 
@@ -31,7 +32,8 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
             log: Callable[[str], None] = print,
             keep_checkpoints: bool = True,
             plan_runs: Sequence[claims_runs.Run] = (),
-            jobs: int = 1) -> None:
+            jobs: int = 1, command: str = "",
+            rerun_stale: bool = False) -> None:
   """Trains and evaluates every run the store lacks, in the given order.
 
   plan_runs: every run of the plan (default: `runs`), where fine-tuning runs
@@ -40,6 +42,9 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   jobs: CLI runs at a time, for machines with cores to spare (on 2 cores
   two tiny runs side by side barely beat one after the other); a
   fine-tuning run waits for its pretraining run.
+  command: what started the suite, stored in each run's provenance; a
+  stored run whose code or gin files changed since is reported stale, and
+  trained again if rerun_stale.
   """
   by_name = {r.name: r for r in list(plan_runs) + list(runs)}
   needed = {r.init_from for r in by_name.values() if r.init_from}
@@ -54,7 +59,9 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
     if store.done(run.name):
       # Compare as stored (JSON turns tuples into lists).
       if store.get(run.name).get("run") == json.loads(
-          json.dumps(run.as_dict())):
+          json.dumps(run.as_dict())) and provenance.ensure_fresh(
+              "claims: " + run.name, store.get(run.name), rerun_stale,
+              locked_log):
         locked_log("claims: %s done, skipped" % run.name)
         return
       locked_log("claims: %s was stored with another config; running it "
@@ -72,7 +79,7 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
       return
     locked_log("claims: [%d/%d] %s" % (index + 1, len(runs), run.name))
     try:
-      entry = execute(run, launcher, init_run)
+      entry = execute(run, launcher, init_run, command)
     except RunFailed as e:
       locked_log("claims: FAILED %s (not stored; the next call retries it)"
                  % e)
@@ -92,7 +99,8 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
 
 
 def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
-            init_run: claims_runs.Run = None) -> Dict[str, Any]:
+            init_run: claims_runs.Run = None, command: str = ""
+            ) -> Dict[str, Any]:
   """Trains (resuming from checkpoints), evaluates, parses; one entry."""
   init_steps = init_run.train_steps if init_run else 0
   model_dir = launcher.model_dir(run)
@@ -103,7 +111,8 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
                 ) if os.path.isdir(model_dir) else 0
   os.makedirs(model_dir, exist_ok=True)
   train_log = os.path.join(model_dir, "train.%d.log" % attempt)
-  code, train_seconds = launcher.execute(train_cmd, train_log)
+  with provenance.LoadMonitor(interval=5.0) as monitor:
+    code, train_seconds = launcher.execute(train_cmd, train_log)
   texts = []
   for index in range(attempt + 1):
     with open(os.path.join(model_dir, "train.%d.log" % index)) as f:
@@ -115,6 +124,10 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
       "train_command": " ".join(shlex.quote(c) for c in train_cmd),
       "eval_command": (" ".join(shlex.quote(c) for c in eval_cmd)
                        if eval_cmd else None),
+      "provenance": provenance.record(
+          command, provenance.gin_files_of_flags(train_cmd + (eval_cmd or [])),
+          provenance.CLI_CODE),
+      "load": monitor.summary(),
       "train_exit_code": code,
       "train_seconds": round(train_seconds, 1),
       "steps_per_sec": data.steps_per_second,

@@ -9,6 +9,7 @@ from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import paper
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.common import plots
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
 
 
@@ -161,6 +162,11 @@ def write(plan: Dict[str, Any], store: store_lib.ResultStore,
                    analysis["router_z_loss"], [])
   if "expert_dropout" in analysis:
     md += finetune_md(analysis["expert_dropout"])
+  md += ["", "## Provenance", "",
+         "Each run's commit and the load of other processes while it "
+         "trained; a run whose code or gin files changed since it ran is "
+         "stale (`tools/bench.py --rerun_stale` trains it again).", ""]
+  md += provenance.report_lines(sorted(entries.items()))
   path = os.path.join(out_dir, "summary.md")
   with open(path, "w") as f:
     f.write("\n".join(md) + "\n")

@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from switch_mtf.bench.common import grid
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import stats
 from switch_mtf.bench.common import store as store_lib
 from switch_mtf.bench.speed import flops
@@ -117,8 +118,8 @@ def run_block(block: Block, protocol: timing.Protocol, threads: int = 0,
     contenders.update(probes)
     log("  timing %d contenders (%d rounds x %d)" % (
         len(contenders), protocol.rounds, protocol.iterations))
-    times = timing.time_round_robin(contenders, protocol)
-    result = {"contenders": {}, "probes": {}}
+    times, load = timing.time_on_idle_machine(contenders, protocol, log)
+    result = {"contenders": {}, "probes": {}, "load": load}
     for name, b in built.items():
       entry = dict(times[name])
       entry["forward_ms"] = timing.time_forward(b, protocol.forward_runs)
@@ -148,14 +149,22 @@ def run_block(block: Block, protocol: timing.Protocol, threads: int = 0,
 
 def run_suite(blocks: Sequence[Block], store: store_lib.ResultStore,
               protocol: timing.Protocol, threads: int = 0,
-              log: Callable[[str], None] = print) -> None:
-  """Runs the blocks the store does not hold yet (resumable)."""
+              log: Callable[[str], None] = print, command: str = "",
+              rerun_stale: bool = False) -> None:
+  """Runs the blocks the store does not hold yet (resumable).
+
+  command: what started the suite, stored in each block's provenance.
+  """
   for block in blocks:
-    if store.done(block.name):
+    if store.done(block.name) and provenance.ensure_fresh(
+        "speed: " + block.name, store.get(block.name), rerun_stale, log):
       log("speed: %s done, skipped" % block.name)
       continue
     log("speed: %s" % block.name)
-    store.put(block.name, run_block(block, protocol, threads, log))
+    result = run_block(block, protocol, threads, log)
+    result["provenance"] = provenance.record(command, [],
+                                             provenance.SPEED_CODE)
+    store.put(block.name, result)
 
 
 def derived(block_result: Dict[str, Any]) -> Dict[str, Dict[str, float]]:

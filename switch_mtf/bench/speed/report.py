@@ -5,10 +5,12 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from switch_mtf.bench.common import plots
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import stats
 from switch_mtf.bench.common import store as store_lib
 from switch_mtf.bench.speed import layer_graph
 from switch_mtf.bench.speed import layers as speed
+from switch_mtf.bench.speed import timing
 
 SWITCH_OVER_DENSE_TARGET = 1.3
 
@@ -253,6 +255,15 @@ def write(stores: Dict[str, store_lib.ResultStore], out_dir: str) -> str:
     md += paper_section(stores["paper"])
   if "profile" in stores:
     md += profile_section(stores["profile"])
+  md += ["", "## Provenance and load", "",
+         "Each stored result's commit and the CPU share other processes used "
+         "while it was timed (a timing above %.0f%% is discarded and "
+         "repeated); a result whose code or gin files changed since is "
+         "stale (`tools/bench.py --rerun_stale` measures it again)."
+         % (100 * timing.MAX_OTHER_CPU_SHARE), ""]
+  md += provenance.report_lines(
+      (name + ": " + key, entry) for name, results in stores.items()
+      for key, entry in sorted(results.items()))
   path = os.path.join(out_dir, "summary.md")
   with open(path, "w") as f:
     f.write("\n".join(md) + "\n")

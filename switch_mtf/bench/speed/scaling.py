@@ -41,8 +41,8 @@ def time_models(specs: Dict[str, model_step.ModelSpec],
     for name, spec in specs.items():
       log("  building %s" % name)
       built[name] = model_step.BuiltModel(spec, threads=threads)
-    times = timing.time_round_robin(
-        {name: b.step for name, b in built.items()}, protocol)
+    times, load = timing.time_on_idle_machine(
+        {name: b.step for name, b in built.items()}, protocol, log)
     result = {}
     for name, b in built.items():
       entry = dict(times[name])
@@ -54,7 +54,8 @@ def time_models(specs: Dict[str, model_step.ModelSpec],
     for b in built.values():
       b.close()
     gc.collect()
-  return {"models": result, "elapsed_s": round(time.time() - start, 1)}
+  return {"models": result, "load": load,
+          "elapsed_s": round(time.time() - start, 1)}
 
 
 def moe_layers(gin_files: Sequence[str], gin_params: Sequence[str] = ()

@@ -4,16 +4,19 @@ The machine drifts by ~10% between runs and other processes come and go, so
 absolute times are unreliable; ratios are not, if every contender is timed
 in the same rounds. Each round times a few iterations of every contender in
 turn; the median over all rounds is the contender's time (the anchor's
-Method A: warm-up, then rounds x iterations).
+Method A: warm-up, then rounds x iterations). `time_on_idle_machine` also
+samples the machine's load meanwhile and retries a measurement that other
+processes disturbed.
 """
 
 import dataclasses
 import time
-from typing import Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import stats
 from switch_mtf.bench.speed import layer_graph
 
@@ -41,6 +44,52 @@ def time_round_robin(contenders: Mapping[str, Callable[[], object]],
         samples[name].append((time.perf_counter() - start) * 1e3)
   return {name: {"median_ms": stats.median(s), "min_ms": min(s),
                  "runs": len(s)} for name, s in samples.items()}
+
+
+# Other processes' mean CPU share (of all cores) above which a measurement
+# is discarded: 0.05 is a tenth of a core on 2 cores, well above an idle
+# machine's background (<0.01) and well below one other busy process.
+MAX_OTHER_CPU_SHARE = 0.05
+BUSY_RETRIES = 3
+BUSY_WAIT_S = 60.0
+
+
+class BusyMachine(RuntimeError):
+  """Other processes used the CPU during every attempt of a measurement."""
+
+
+def time_on_idle_machine(contenders: Mapping[str, Callable[[], object]],
+                         protocol: Protocol,
+                         log: Callable[[str], None] = print,
+                         max_other_share: float = MAX_OTHER_CPU_SHARE,
+                         retries: int = BUSY_RETRIES,
+                         wait_s: float = BUSY_WAIT_S
+                         ) -> Tuple[Dict[str, Dict[str, float]],
+                                    Dict[str, Any]]:
+  """`time_round_robin` with the load sampled; (times, load summary).
+
+  A measurement during which other processes used more than
+  `max_other_share` of the CPU on average is discarded and, after
+  `wait_s`, repeated, up to `retries` more times; then BusyMachine.
+  """
+  for attempt in range(retries + 1):
+    with provenance.LoadMonitor() as monitor:
+      times = time_round_robin(contenders, protocol)
+    load = monitor.summary()
+    if load["other_cpu_share_mean"] <= max_other_share:
+      load["attempts"] = attempt + 1
+      return times, load
+    log("  machine busy: other processes used %.0f%% of the CPU (limit "
+        "%.0f%%); measurement discarded%s" % (
+            100 * load["other_cpu_share_mean"], 100 * max_other_share,
+            ", retrying in %.0f s" % wait_s if attempt < retries else ""))
+    if attempt < retries:
+      time.sleep(wait_s)
+  raise BusyMachine(
+      "other processes used %.0f%% of the CPU (limit %.0f%%) in each of %d "
+      "attempts; stop them (or pass a higher limit) and rerun: finished "
+      "blocks are kept." % (100 * load["other_cpu_share_mean"],
+                            100 * max_other_share, retries + 1))
 
 
 def time_forward(built: layer_graph.BuiltLayer, runs: int) -> float:
