@@ -201,5 +201,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
                              options.keep_checkpoints, planned,
                              jobs=options.jobs, command=options.command or "",
                              rerun_stale=options.rerun_stale)
-    written.append(claims_report.write(plan, runs_store, dirs["claims"]))
+    written.append(claims_report.write(
+        plan, runs_store, dirs["claims"],
+        baselines=claims_plan.ablation_baselines(budget)))
   return written

@@ -5,7 +5,8 @@ checkpoint (CE = -neg_log_perplexity of the CLI's perplexity eval);
 training loss is the CLI's total loss (CE over padded target slots + z-loss
 + aux losses), averaged over the last 100 steps. Seeds of a config are runs
 whose names differ only in the `_s<seed>` suffix; seed s of a Switch run
-shares its data order with seed s of the dense run.
+shares its data order with seed s of the dense run, so differences are
+paired by seed, with 95% t-intervals over seeds (stats.mean_interval).
 """
 
 import re
@@ -75,8 +76,8 @@ def speedup(switch_entry: Dict[str, Any], dense_entry: Dict[str, Any],
 
   factor = dense steps / first step where Switch's curve <= dense's final
   value (linear interpolation between points). If Switch never gets there
-  the factor is below 1: the step where dense reaches Switch's final
-  value / dense steps (the anchor's convention).
+  the factor is None ("not reached"), never a reversed ratio; the step
+  where dense reached Switch's final value is kept for the record.
   """
   dense_curve, switch_curve = curve_fn(dense_entry), curve_fn(switch_entry)
   if not dense_curve or not switch_curve:
@@ -87,9 +88,26 @@ def speedup(switch_entry: Dict[str, Any], dense_entry: Dict[str, Any],
     return {"dense_final": dense_final, "step_reached": round(reach, 1),
             "factor": dense_steps / reach}
   dense_reach = stats.first_step_at_or_below(dense_curve, switch_curve[-1][1])
-  factor = (dense_reach / dense_steps) if dense_reach else None
-  return {"dense_final": dense_final, "step_reached": None,
-          "factor": factor, "dense_step_at_switch_final": dense_reach}
+  return {"dense_final": dense_final, "step_reached": None, "factor": None,
+          "dense_step_at_switch_final": dense_reach}
+
+
+def speedup_over_seeds(per_seed: Sequence[Dict[str, Any]]
+                       ) -> Optional[Dict[str, Any]]:
+  """How many seeds reached dense's final value, and the speed-up if all did.
+
+  The interval (geometric mean, t-interval of the log factors) is given
+  only when every seed reached it: a seed that did not has no factor, and
+  leaving it out would flatter the mean.
+  """
+  computed = [p for p in per_seed if p]
+  if not computed:
+    return None
+  factors = [p["factor"] for p in computed if p.get("factor")]
+  out: Dict[str, Any] = {"seeds": len(computed), "reached": len(factors)}
+  if factors and len(factors) == len(computed):
+    out["interval"] = stats.ratio_interval(factors)
+  return out
 
 
 def _train_curve(entry):
@@ -133,26 +151,38 @@ def sample_efficiency(runs: Sequence[claims_runs.Run],
             "train_without_aux": _speedup_without_aux(entry, dense_entry)})
       row["speedup_per_seed"] = per_seed
       for basis in ("val", "train", "train_without_aux"):
-        factors = [p[basis]["factor"] for p in per_seed
-                   if p[basis].get("factor")]
-        if factors:
-          row["speedup_%s" % basis] = stats.spread(factors)
+        summary = speedup_over_seeds([p[basis] for p in per_seed])
+        if summary:
+          row["speedup_%s" % basis] = summary
       dense_ce = [final_val_ce(dense_by_seed[r.seed]) for r, _ in pairs
                   if r.seed in dense_by_seed]
       own_ce = [final_val_ce(e) for r, e in pairs if r.seed in dense_by_seed]
       deltas = [a - b for a, b in zip(own_ce, dense_ce)
                 if a is not None and b is not None]
       if deltas:
-        row["val_ce_minus_dense"] = stats.spread(deltas)
+        row["val_ce_minus_dense"] = stats.mean_interval(deltas)
     rows[config] = row
   return {"dense": dense_name, "configs": rows}
 
 
-def by_config(runs: Sequence[claims_runs.Run],
-              entries: Dict[str, Any]) -> Dict[str, Any]:
-  """Per config summaries (capacity factor, precision, init, z-loss)."""
-  return {config: summarize(pairs)
-          for config, pairs in group(runs, entries).items()}
+def by_config(runs: Sequence[claims_runs.Run], entries: Dict[str, Any],
+              baseline: Optional[str] = None) -> Dict[str, Any]:
+  """Per config summaries (capacity factor, precision, init, z-loss).
+
+  With a baseline config, each other config also gets its validation CE
+  minus the baseline's, paired by seed, with a 95% interval.
+  """
+  groups = group(runs, entries)
+  out = {config: summarize(pairs) for config, pairs in groups.items()}
+  base = {r.seed: final_val_ce(e) for r, e in groups.get(baseline, [])}
+  for config, pairs in groups.items():
+    if config == baseline or not base:
+      continue
+    deltas = [final_val_ce(e) - base[r.seed] for r, e in pairs
+              if base.get(r.seed) is not None and final_val_ce(e) is not None]
+    if deltas:
+      out[config]["val_ce_minus_baseline"] = stats.mean_interval(deltas)
+  return out
 
 
 def finetune(runs: Sequence[claims_runs.Run],
@@ -181,8 +211,12 @@ def finetune(runs: Sequence[claims_runs.Run],
 
 
 def analyze(plan: Dict[str, List[claims_runs.Run]],
-            entries: Dict[str, Any]) -> Dict[str, Any]:
-  """claim -> its analysis, for the claims the plan has."""
+            entries: Dict[str, Any],
+            baselines: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+  """claim -> its analysis, for the claims the plan has.
+
+  baselines: claim -> the config its other configs are compared with.
+  """
   out = {}
   for claim, runs in plan.items():
     if claim == "sample_efficiency":
@@ -190,5 +224,5 @@ def analyze(plan: Dict[str, List[claims_runs.Run]],
     elif claim == "expert_dropout":
       out[claim] = finetune(runs, entries)
     else:
-      out[claim] = by_config(runs, entries)
+      out[claim] = by_config(runs, entries, (baselines or {}).get(claim))
   return out

@@ -151,6 +151,15 @@ def claims(budget: Budget) -> Dict[str, List[Run]]:
   return out
 
 
+def ablation_baselines(budget: Budget) -> Dict[str, str]:
+  """claim -> the config its ablation compares with (paired by seed).
+
+  Switch E8 at the ablation length with every knob at its default.
+  """
+  name = switch(budget, 0, train_steps=budget.ablation_steps).name
+  return {claim: name[:-len("_s0")] for claim in ABLATION_CLAIMS}
+
+
 def finetune(budget: Budget, seed: int, expert_dropout: float) -> Run:
   """Fine-tunes the seed's Switch E8 pretraining run on RTE."""
   return _run(budget, "ft_rte_switch_E%d_ed%g" % (ABLATION_EXPERTS,

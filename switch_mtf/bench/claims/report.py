@@ -23,6 +23,34 @@ def _ms(spread: Optional[Dict[str, float]], digits: int = 3) -> str:
                                  spread["std"], spread["n"])
 
 
+def _interval(summary: Optional[Dict[str, Any]], digits: int = 3) -> str:
+  """mean [95% CI low, high], significant or not (n), or – if absent."""
+  if not summary:
+    return "–"
+  if summary["low"] is None:
+    return "%+.*f (n=1, no interval)" % (digits, summary["mean"])
+  return "%+.*f [%+.*f, %+.*f], %s (n=%d)" % (
+      digits, summary["mean"], digits, summary["low"], digits,
+      summary["high"], "significant" if summary["significant"]
+      else "not significant", summary["n"])
+
+
+def _speedup(summary: Optional[Dict[str, Any]]) -> str:
+  """Speed-up with its interval, or how many seeds never reached dense."""
+  if not summary:
+    return "–"
+  if summary["reached"] < summary["seeds"]:
+    return "not reached in %d of %d seeds" % (
+        summary["seeds"] - summary["reached"], summary["seeds"])
+  interval = summary["interval"]
+  if interval["low"] is None:
+    return "%.2fx (n=1, no interval)" % interval["mean"]
+  return "%.2fx [%.2f, %.2f], %s (n=%d)" % (
+      interval["mean"], interval["low"], interval["high"],
+      "significant" if interval["significant"] else "not significant",
+      interval["n"])
+
+
 def _seeds(row: Dict[str, Any]) -> str:
   text = str(row.get("seeds_done", 0))
   if row.get("diverged"):
@@ -34,23 +62,26 @@ def sample_efficiency_md(analysis: Dict[str, Any]) -> List[str]:
   md = ["## Sample efficiency: dense vs Switch at equal FLOPs per token", "",
         "Paper: " + paper.SAMPLE_EFFICIENCY, "",
         "Speed-up = dense steps / first step at which Switch reaches the "
-        "dense run's final value (same seed = same data order); below 1 = "
-        "never reached, given as the step at which dense reached Switch's "
-        "final value / dense steps.", "",
+        "dense run's final value (same seed = same data order): geometric "
+        "mean over seeds with the 95% t-interval of the log factors, given "
+        "only when every seed reached dense's value (otherwise: how many "
+        "did not). Val CE - dense: paired by seed, mean with its 95% "
+        "t-interval; 'not significant' when the interval contains 0.", "",
         "Training-loss speed-ups use the 100-step mean of the CLI's total "
         "loss, which for Switch includes the load-balancing loss (>= 0.01 "
         "per MoE layer); the 'minus aux floor' column subtracts that floor "
         "(the anchor's 'aux-corrected').", "",
-        "| model | seeds | val CE (final) | val CE - dense | speed-up (val CE)"
+        "| model | seeds | val CE (final) | val CE - dense (95% CI) | "
+        "speed-up (val CE)"
         " | speed-up (train loss) | speed-up (train loss minus aux floor) | "
         "final train loss | steps/s |",
         "|---|---|---|---|---|---|---|---|---|"]
   for config, row in analysis["configs"].items():
     md.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         config, _seeds(row), _ms(row.get("val_ce")),
-        _ms(row.get("val_ce_minus_dense")), _ms(row.get("speedup_val"), 2),
-        _ms(row.get("speedup_train"), 2),
-        _ms(row.get("speedup_train_without_aux"), 2),
+        _interval(row.get("val_ce_minus_dense")),
+        _speedup(row.get("speedup_val")), _speedup(row.get("speedup_train")),
+        _speedup(row.get("speedup_train_without_aux")),
         _ms(row.get("final_train_loss")), _ms(row.get("steps_per_sec"), 2)))
   return md + [""]
 
@@ -62,13 +93,19 @@ def table_md(title: str, analysis: Dict[str, Any], paper_rows: List[str],
     md += ["Paper:", ""] + paper_rows + [""]
   if extra:
     md += [extra, ""]
-  md += ["| config | seeds | val CE (final) | final train loss | steps/s | "
-         "dropped tokens (2nd half of training) |", "|---|---|---|---|---|---|"]
+  paired = any("val_ce_minus_baseline" in row for row in analysis.values())
+  md += ["| config | seeds | val CE (final) | %sfinal train loss | steps/s | "
+         "dropped tokens (2nd half of training) |" % (
+             "val CE - baseline (paired, 95% CI) | " if paired else ""),
+         "|---|---|---|---|---|---|" + ("---|" if paired else "")]
   for config, row in analysis.items():
-    md.append("| %s | %s | %s | %s | %s | %s |" % (
-        config, _seeds(row), _ms(row.get("val_ce")),
-        _ms(row.get("final_train_loss")), _ms(row.get("steps_per_sec"), 2),
-        _ms(row.get("tokens_dropped_fraction"), 4)))
+    cells = [config, _seeds(row), _ms(row.get("val_ce"))]
+    if paired:
+      cells.append(_interval(row.get("val_ce_minus_baseline")))
+    cells += [_ms(row.get("final_train_loss")),
+              _ms(row.get("steps_per_sec"), 2),
+              _ms(row.get("tokens_dropped_fraction"), 4)]
+    md.append("| %s |" % " | ".join(cells))
   return md + [""]
 
 
@@ -114,10 +151,14 @@ def plots_md(plan, entries, out_dir: str) -> List[str]:
 
 
 def write(plan: Dict[str, Any], store: store_lib.ResultStore,
-          out_dir: str, notes: List[str] = ()) -> str:
-  """Writes out_dir/summary.md and the plots; returns its path."""
+          out_dir: str, notes: List[str] = (),
+          baselines: Optional[Dict[str, str]] = None) -> str:
+  """Writes out_dir/summary.md and the plots; returns its path.
+
+  baselines: claim -> the config its ablation compares with.
+  """
   entries = dict(store.items())
-  analysis = claims_analysis.analyze(plan, entries)
+  analysis = claims_analysis.analyze(plan, entries, baselines)
   md = ["# The paper's claims at small scale", "",
         "Generated by tools/bench.py from %s. Every run is the real "
         "`switch_mtf_transformer` CLI; its exact train and eval commands are "

@@ -1,11 +1,11 @@
 """The arithmetic every report quotes: medians, spreads, ratios, fits.
 
-Pure Python over lists of floats, so the harness test can check it against
-hand-computed values without TensorFlow.
+Pure Python (and scipy's t quantiles) over lists of floats, so the tests
+can check it against hand-computed values without TensorFlow.
 """
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
 def median(values: Sequence[float]) -> float:
@@ -27,6 +27,41 @@ def spread(values: Sequence[float]) -> Dict[str, float]:
   var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
   return {"n": n, "mean": mean, "std": math.sqrt(var),
           "min": float(min(values)), "max": float(max(values))}
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95
+                  ) -> Dict[str, Any]:
+  """Mean with its t-based confidence interval (Student's t, n - 1 dof).
+
+  For paired differences over seeds; one value has no interval (low and
+  high are None). `significant` is whether the interval excludes 0.
+  """
+  summary: Dict[str, Any] = dict(spread(values))
+  summary["confidence"] = confidence
+  if summary["n"] < 2:
+    summary.update(low=None, high=None, significant=None)
+    return summary
+  from scipy import stats as scipy_stats  # pylint: disable=g-import-not-at-top
+  half = scipy_stats.t.ppf(0.5 + confidence / 2, summary["n"] - 1) * (
+      summary["std"] / math.sqrt(summary["n"]))
+  summary.update(low=summary["mean"] - half, high=summary["mean"] + half)
+  summary["significant"] = not summary["low"] <= 0.0 <= summary["high"]
+  return summary
+
+
+def ratio_interval(ratios: Sequence[float], confidence: float = 0.95
+                   ) -> Dict[str, Any]:
+  """Geometric mean of ratios with the interval of their logs, exponentiated.
+
+  `significant` is whether the interval excludes 1.
+  """
+  logs = mean_interval([math.log(r) for r in ratios], confidence)
+  out = {"n": logs["n"], "confidence": confidence,
+         "mean": math.exp(logs["mean"]), "min": float(min(ratios)),
+         "max": float(max(ratios)), "significant": logs["significant"],
+         "low": None if logs["low"] is None else math.exp(logs["low"]),
+         "high": None if logs["high"] is None else math.exp(logs["high"])}
+  return out
 
 
 def ratio(numerator: float, denominator: float) -> float:

@@ -7,6 +7,7 @@ import math
 
 from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import execute as claims_execute
+from switch_mtf.bench.claims import runs as claims_runs
 
 
 def _entry(val, train):
@@ -24,8 +25,45 @@ def test_speedup_reached_and_never_reached():
   assert math.isclose(got["factor"], 1000 / (500 + 500 * 0.5 / 0.7),
                       rel_tol=1e-3)
   got = claims_analysis.speedup(worse, dense, claims_execute.val_curve)
-  # never reaches 4.0; dense reaches Switch's final 4.5 at step 750.
-  assert got["step_reached"] is None and got["factor"] == 0.75
+  # Never reaches 4.0: no factor (not a reversed ratio); dense reached
+  # Switch's final 4.5 at step 750.
+  assert got["step_reached"] is None and got["factor"] is None
+  assert got["dense_step_at_switch_final"] == 750
+
+
+def test_speedup_over_seeds_has_an_interval_only_if_every_seed_reached():
+  reached = [{"factor": 1.25}, {"factor": 1.5}, {"factor": 1.2}]
+  got = claims_analysis.speedup_over_seeds(reached)
+  assert got["seeds"] == 3 and got["reached"] == 3
+  mean_log = sum(math.log(f["factor"]) for f in reached) / 3
+  assert math.isclose(got["interval"]["mean"], math.exp(mean_log))
+  assert got["interval"]["low"] < got["interval"]["mean"] < (
+      got["interval"]["high"])
+  got = claims_analysis.speedup_over_seeds(
+      [{"factor": 1.3}, {"factor": None}, {"factor": None}])
+  assert got == {"seeds": 3, "reached": 1}
+  assert claims_analysis.speedup_over_seeds([{}, {}]) is None
+
+
+def _run(name, seed):
+  return claims_runs.Run(name="%s_s%d" % (name, seed), model_gin="m.gin",
+                         seed=seed)
+
+
+def test_ablations_are_paired_with_their_baseline_by_seed():
+  runs = [_run(n, s) for n in ("base", "knob") for s in (0, 1, 2)]
+  ce = {"base": (5.0, 5.2, 5.1), "knob": (4.9, 5.0, 5.0)}
+  entries = {r.name: _entry([(500, ce[r.name[:4]][r.seed])], [(500, 5.0)])
+             for r in runs}
+  got = claims_analysis.by_config(runs, entries, baseline="base")
+  delta = got["knob"]["val_ce_minus_baseline"]
+  # Paired deltas -0.1, -0.2, -0.1: mean -0.1333, std 0.0577, t(2) 4.3027.
+  half = 4.302653 * 0.057735 / math.sqrt(3)
+  assert math.isclose(delta["mean"], -0.4 / 3)
+  assert math.isclose(delta["high"], -0.4 / 3 + half, rel_tol=1e-4)
+  # [-0.277, +0.010]: three seeds this close still cannot exclude 0.
+  assert delta["significant"] is False
+  assert "val_ce_minus_baseline" not in got["base"]
 
 
 def test_speedup_without_aux_floor_subtracts_coef_per_moe_layer():
