@@ -1,7 +1,10 @@
 """FLOP counts of the feed-forward contenders (forward x 3 = fwd+bwd).
 
 "Useful" FLOPs are what the paper counts: each token through its expert
-FFN(s), i.e. the FLOP-matched dense FFN for Switch and twice that for top-2.
+FFN(s), the FLOP-matched dense FFN for Switch and twice that for top-2, but
+at most what the capacity slots hold: Mesh TF gives top-2 the same capacity
+as Switch, so at capacity factor 1.0 it computes one token's worth of
+expert FFN per token, not two.
 "Executed" FLOPs estimate what the layer really multiplies: experts over all
 capacity slots (capacity slack included), the one-hot dispatch and combine
 einsums (einsum modes only) and the router (the anchor's `flops_exec_est`).
@@ -21,16 +24,23 @@ def dense_ffn_forward(tokens: int, d_model: int, hidden: int) -> float:
 
 
 def useful_train_flops(spec: layer_graph.LayerSpec) -> float:
-  return (FWD_BWD * layer_graph.EXPERTS_PER_TOKEN[spec.kind]
-          * dense_ffn_forward(spec.tokens, spec.d_model, spec.hidden))
+  assignments = layer_graph.EXPERTS_PER_TOKEN[spec.kind] * spec.tokens
+  if spec.is_moe:
+    assignments = min(assignments, _slots(spec))
+  return FWD_BWD * dense_ffn_forward(assignments, spec.d_model, spec.hidden)
+
+
+def _slots(spec: layer_graph.LayerSpec) -> int:
+  """Expert capacity slots of the whole call: groups x experts x capacity."""
+  shape = spec.groups_and_capacity()
+  return shape["num_groups"] * spec.num_experts * shape["capacity"]
 
 
 def executed_train_flops(spec: layer_graph.LayerSpec) -> float:
   if not spec.is_moe:
     return useful_train_flops(spec)
   shape = spec.groups_and_capacity()
-  slots = shape["num_groups"] * spec.num_experts * shape["capacity"]
-  experts = dense_ffn_forward(slots, spec.d_model, spec.hidden)
+  experts = dense_ffn_forward(_slots(spec), spec.d_model, spec.hidden)
   router = 2.0 * spec.tokens * spec.d_model * spec.num_experts
   one_hot = 0.0
   if spec.kind != layer_graph.SWITCH_GATHER:

@@ -190,8 +190,11 @@ def derived(block_result: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
         row["x_moe1d_switch"] = stats.ratio(entry["median_ms"],
                                             moe1d["median_ms"])
     seconds = entry["median_ms"] / 1e3
-    row["useful_gflops"] = entry["useful_train_flops"] / seconds / 1e9
-    row["executed_gflops"] = entry["executed_train_flops"] / seconds / 1e9
+    # Counted from the spec, not the stored count: a corrected count (e.g.
+    # top-2's, capped at its capacity slots) applies to old measurements.
+    counts = flops.describe(layer_graph.LayerSpec(**spec))
+    row["useful_gflops"] = counts["useful_train_flops"] / seconds / 1e9
+    row["executed_gflops"] = counts["executed_train_flops"] / seconds / 1e9
     row["useful_fraction_of_probe"] = row["useful_gflops"] / probe
     row["executed_fraction_of_probe"] = row["executed_gflops"] / probe
     out[name] = row

@@ -12,8 +12,9 @@ from switch_mtf.bench.speed import layers as speed
 def _block_result():
   def contender(kind, ms, **spec):
     s = layer_graph.LayerSpec(kind=kind, **spec)
+    # Stored counts are ignored: derived() counts from the spec.
     return {"spec": s.as_dict(), "median_ms": ms,
-            "useful_train_flops": 2e9, "executed_train_flops": 4e9}
+            "useful_train_flops": 1.0, "executed_train_flops": 1.0}
   contenders = {
       "dense": contender("dense", 10.0),
       "einsum": contender("switch_einsum", 30.0),
@@ -30,7 +31,8 @@ def test_derived_ratios_pair_each_layer_with_its_own_baselines():
   assert rows["gather"]["x_dense"] == 1.2
   assert rows["einsum"]["x_moe1d_switch"] == 1.25  # not the cf-2.0 MoE1D
   assert rows["gather"]["x_moe1d_switch"] == 0.5
-  # 2e9 useful FLOPs in 12 ms = 166.7 GFLOP/s = 41.7% of a 400 GFLOP/s probe.
-  assert math.isclose(rows["gather"]["useful_gflops"], 2e9 / 12e-3 / 1e9)
+  # 3 x 4 x 4096 x 256 x 1024 = 12.9 GFLOP in 12 ms = 1074 GFLOP/s.
+  useful = 3 * 4.0 * 4096 * 256 * 1024
+  assert math.isclose(rows["gather"]["useful_gflops"], useful / 12e-3 / 1e9)
   assert math.isclose(rows["gather"]["useful_fraction_of_probe"],
-                      2e9 / 12e-3 / 1e9 / 400)
+                      useful / 12e-3 / 1e9 / 400)
