@@ -58,7 +58,9 @@ class ResultStore:
     return self._data["entries"].get(key)
 
   def put(self, key: str, value: Dict[str, Any]) -> None:
-    self._data["entries"][key] = value
+    # Kept as the file will hold it (tuples become lists), so that `get`
+    # returns the same before and after a reload.
+    self._data["entries"][key] = json.loads(json.dumps(value))
     self.save()
 
   def items(self) -> Iterator[Tuple[str, Dict[str, Any]]]:

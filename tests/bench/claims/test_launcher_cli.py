@@ -46,7 +46,6 @@ def test_a_tiny_claim_run_trains_evaluates_and_is_skipped_when_done(tmp_path):
   assert "bench/pretrain_recipe.gin" in record["gin_files"]
   assert entry["load"]["samples"] >= 1
   said.clear()
-  store = store_lib.ResultStore(store.path)  # as a later call loads it
   claims_execute.run_all([run], store, launcher, log=said.append,
                          command="pytest")
   assert said == ["claims: tiny_switch_s0 done, skipped"]

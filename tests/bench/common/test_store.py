@@ -26,6 +26,14 @@ def test_store_persists_skips_done_and_keeps_commands(tmp_path):
   assert sorted(on_disk["entries"]) == ["a", "b"]
 
 
+def test_an_entry_reads_the_same_before_and_after_a_reload(tmp_path):
+  path = str(tmp_path / "runs.json")
+  store = store_lib.ResultStore(path)
+  store.put("run", {"gin_params": ("a = 1", "b = 2"), "curve": [(1, 2.0)]})
+  assert store.get("run") == store_lib.ResultStore(path).get("run") == {
+      "gin_params": ["a = 1", "b = 2"], "curve": [[1, 2.0]]}
+
+
 def test_store_refuses_a_foreign_json(tmp_path):
   path = tmp_path / "other.json"
   path.write_text('{"x": 1}')
