@@ -10,7 +10,7 @@ capacity slots (capacity slack included), the one-hot dispatch and combine
 einsums (einsum modes only) and the router (the anchor's `flops_exec_est`).
 """
 
-from typing import Dict
+from typing import Any, Dict
 
 from switch_mtf.bench.speed import layer_graph
 
@@ -50,6 +50,56 @@ def executed_train_flops(spec: layer_graph.LayerSpec) -> float:
   return FWD_BWD * (experts + router + one_hot)
 
 
+FLOAT32_BYTES = 4
+# Per training step each weight is read by the forward and by the backward
+# (input gradient), its gradient written, and SGD reads both and writes it.
+WEIGHT_PASSES = 6
+# Each activation is written once forward, read by the next op and again by
+# the backward, whose gradient of it is written and read once more.
+ACTIVATION_PASSES = 5
+
+
+def params(spec: layer_graph.LayerSpec) -> int:
+  """Weights of the layer: wi and wo per expert, plus the d x E router."""
+  ffn = 2 * spec.d_model * spec.hidden
+  if not spec.is_moe:
+    return ffn
+  return spec.num_experts * ffn + spec.d_model * spec.num_experts
+
+
+def train_bytes(spec: layer_graph.LayerSpec) -> float:
+  """Estimated bytes moved to and from memory by one training step.
+
+  Weights x WEIGHT_PASSES plus activations x ACTIVATION_PASSES: the input,
+  hidden and output rows of every token (dense) or every capacity slot
+  (experts), the router's [tokens, E] logits and, in the one-hot modes, the
+  dispatch and combine tensors of groups x group size x E x capacity.
+  """
+  n, d, h = spec.tokens, spec.d_model, spec.hidden
+  if not spec.is_moe:
+    values = n * (2 * d + h)
+  else:
+    slots = _slots(spec)
+    shape = spec.groups_and_capacity()
+    values = n * 2 * d + slots * (2 * d + h) + n * spec.num_experts
+    if spec.kind != layer_graph.SWITCH_GATHER:
+      values += 2 * (shape["num_groups"] * shape["group_size"]
+                     * spec.num_experts * shape["capacity"])
+  return FLOAT32_BYTES * (WEIGHT_PASSES * params(spec)
+                          + ACTIVATION_PASSES * values)
+
+
+def roofline_ms(spec: layer_graph.LayerSpec, peak_gflops: float,
+                bandwidth_gbs: float) -> Dict[str, Any]:
+  """The step's lower bound: max(executed FLOPs / peak, bytes / bandwidth)."""
+  compute = executed_train_flops(spec) / (peak_gflops * 1e9) * 1e3
+  memory = train_bytes(spec) / (bandwidth_gbs * 1e9) * 1e3
+  return {"roofline_ms": max(compute, memory), "compute_ms": compute,
+          "memory_ms": memory,
+          "bound": "memory" if memory > compute else "compute"}
+
+
 def describe(spec: layer_graph.LayerSpec) -> Dict[str, float]:
   return {"useful_train_flops": useful_train_flops(spec),
-          "executed_train_flops": executed_train_flops(spec)}
+          "executed_train_flops": executed_train_flops(spec),
+          "train_bytes": train_bytes(spec)}

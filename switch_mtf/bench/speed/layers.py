@@ -114,6 +114,8 @@ def run_block(block: Block, protocol: timing.Protocol, threads: int = 0,
     for shape in block.probes:
       probe = timing.MatmulProbe(*shape, threads=threads)
       probes[probe.name] = probe
+    bandwidth = timing.BandwidthProbe(threads=threads)
+    probes[bandwidth.name] = bandwidth
     contenders = {name: b.step for name, b in built.items()}
     contenders.update(probes)
     log("  timing %d contenders (%d rounds x %d)" % (
@@ -130,13 +132,19 @@ def run_block(block: Block, protocol: timing.Protocol, threads: int = 0,
       result["contenders"][name] = entry
     for name, probe in probes.items():
       entry = dict(times[name])
-      entry["gflops"] = probe.flops / entry["median_ms"] / 1e6
-      entry["best_gflops"] = probe.flops / entry["min_ms"] / 1e6
+      if name == bandwidth.name:
+        entry["gbs"] = probe.bytes / entry["median_ms"] / 1e6
+        entry["best_gbs"] = probe.bytes / entry["min_ms"] / 1e6
+      else:
+        entry["gflops"] = probe.flops / entry["median_ms"] / 1e6
+        entry["best_gflops"] = probe.flops / entry["min_ms"] / 1e6
       result["probes"][name] = entry
-    # The machine's peak: the best matmul of the block (fastest shape, best
-    # run), so that load spikes during the probe do not inflate fractions.
+    # The machine's peaks: the best matmul of the block (fastest shape, best
+    # run) and the best add, so that load spikes do not inflate fractions.
     result["probe_gflops"] = max(p["best_gflops"]
-                                 for p in result["probes"].values())
+                                 for p in result["probes"].values()
+                                 if "best_gflops" in p)
+    result["bandwidth_gbs"] = result["probes"][bandwidth.name]["best_gbs"]
   finally:
     for b in list(built.values()) + list(probes.values()):
       b.close()
@@ -169,7 +177,8 @@ def run_suite(blocks: Sequence[Block], store: store_lib.ResultStore,
 
 def derived(block_result: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
   """Per contender: x dense (same tokens), x MoE1D switch (same E/cf/G/N),
-  useful and executed GFLOP/s and their fraction of the block's probe."""
+  useful and executed GFLOP/s and their fraction of the block's probe, and
+  (blocks timed with the bandwidth probe) its time over its roofline."""
   contenders = block_result["contenders"]
   probe = block_result["probe_gflops"]
   out = {}
@@ -197,6 +206,10 @@ def derived(block_result: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
     row["executed_gflops"] = counts["executed_train_flops"] / seconds / 1e9
     row["useful_fraction_of_probe"] = row["useful_gflops"] / probe
     row["executed_fraction_of_probe"] = row["executed_gflops"] / probe
+    if "bandwidth_gbs" in block_result:  # blocks measured with the probe
+      roof = flops.roofline_ms(layer_graph.LayerSpec(**spec), probe,
+                               block_result["bandwidth_gbs"])
+      row.update(roof, x_roofline=entry["median_ms"] / roof["roofline_ms"])
     out[name] = row
   return out
 

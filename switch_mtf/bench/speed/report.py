@@ -36,9 +36,15 @@ def layer_section(store: store_lib.ResultStore, out_dir: str) -> List[str]:
         "1024, float32, group size 1024; SGD step on sum(y*T)/N + aux. "
         "Median of the block's round-robin runs; ratios within a block.",
         "",
+        "The roofline is max(executed FLOPs / the block's best matmul, "
+        "estimated bytes moved / its best STREAM-style add), "
+        "`flops.roofline_ms`; blocks timed before the bandwidth probe "
+        "existed show –.",
+        "",
         "| block | layer | median ms | fwd ms | x dense | x MoE1D(switch) | "
-        "useful GFLOP/s | % of matmul probe | executed % of probe |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "useful GFLOP/s | % of matmul probe | executed % of probe | "
+        "x roofline (bound) |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
   targets = []
   bar_groups, bar_series = [], {k: [] for k in speed.MOE_KINDS}
   blocks = [(name, result) for name, result in store.items()
@@ -50,18 +56,23 @@ def layer_section(store: store_lib.ResultStore, out_dir: str) -> List[str]:
     for label, row in sorted(rows.items(), key=lambda item: _kind_order(
         result["contenders"][item[0]])):
       entry = result["contenders"][label]
-      md.append("| %s | %s | %s | %s | %s | %s | %.0f | %.0f%% | %.0f%% |" % (
-          block, entry["spec"]["kind"], _fmt(row["median_ms"], 1),
-          _fmt(entry.get("forward_ms"), 1), _fmt(row.get("x_dense")),
-          _fmt(row.get("x_moe1d_switch")), row["useful_gflops"],
-          100 * row["useful_fraction_of_probe"],
-          100 * row["executed_fraction_of_probe"]))
+      md.append("| %s | %s | %s | %s | %s | %s | %.0f | %.0f%% | %.0f%% | %s |"
+                % (block, entry["spec"]["kind"], _fmt(row["median_ms"], 1),
+                   _fmt(entry.get("forward_ms"), 1), _fmt(row.get("x_dense")),
+                   _fmt(row.get("x_moe1d_switch")), row["useful_gflops"],
+                   100 * row["useful_fraction_of_probe"],
+                   100 * row["executed_fraction_of_probe"],
+                   "%.2f (%s)" % (row["x_roofline"], row["bound"])
+                   if "x_roofline" in row else "–"))
       kind = entry["spec"]["kind"]
       if kind in bar_series:
         bar_series[kind].append(row.get("x_dense") or 0.0)
     targets.append(_targets(block, result, rows))
-    md.append("| %s | matmul probe | | | | | %.0f | 100%% | |" % (
+    md.append("| %s | matmul probe | | | | | %.0f | 100%% | | |" % (
         block, result["probe_gflops"]))
+    if "bandwidth_gbs" in result:
+      md.append("| %s | STREAM add probe: %.1f GB/s | | | | | | | | |" % (
+          block, result["bandwidth_gbs"]))
   if bar_groups:
     path = plots.bars(os.path.join(out_dir, "layer_x_dense.png"),
                       "Layer fwd+bwd time / FLOP-matched dense FFN",

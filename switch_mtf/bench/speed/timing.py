@@ -102,6 +102,31 @@ def time_forward(built: layer_graph.BuiltLayer, runs: int) -> float:
   return stats.median(times)
 
 
+class BandwidthProbe:
+  """STREAM-style add, c = a + b, over arrays far larger than the caches.
+
+  Counted bytes: a and b read, c written and then read by the reduction
+  that keeps TensorFlow from skipping the add (4 x n x 4 bytes per run).
+  """
+
+  def __init__(self, n: int = 1 << 25, threads: int = 0):
+    self.bytes = 4.0 * n * 4
+    self.name = "stream_add_%dM" % (n >> 20)
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      a = tf.Variable(tf.ones([n], tf.float32))
+      b = tf.Variable(tf.ones([n], tf.float32))
+      self._op = tf.reduce_sum(a + b)
+      self.session = tf.Session(config=layer_graph.session_config(threads))
+      self.session.run(tf.global_variables_initializer())
+
+  def __call__(self) -> None:
+    self.session.run(self._op)
+
+  def close(self) -> None:
+    self.session.close()
+
+
 class MatmulProbe:
   """tf.matmul of [m, k] @ [k, n] on variables: the machine's FLOP/s peak."""
 

@@ -9,6 +9,7 @@ import math
 
 import pytest
 
+from switch_mtf.bench.speed import flops
 from switch_mtf.bench.speed import layer_graph
 
 TINY = dict(batch=2, length=16, d_model=8, hidden=16, num_experts=4,
@@ -28,6 +29,8 @@ def test_contender_builds_and_steps(kind):
   # Dense: wi and wo. Every MoE: the same per expert, plus a d x E router.
   expected = 2 * d * h if kind == layer_graph.DENSE else e * 2 * d * h + d * e
   assert built.params == expected
+  # The roofline's byte model counts the weights the graph really has.
+  assert flops.params(spec) == built.params
 
 
 def test_layer_spec_capacity_follows_mesh_tf():

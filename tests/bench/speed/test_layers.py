@@ -5,6 +5,7 @@ No timings: bookkeeping checked against hand-computed values.
 
 import math
 
+from switch_mtf.bench.speed import flops
 from switch_mtf.bench.speed import layer_graph
 from switch_mtf.bench.speed import layers as speed
 
@@ -36,3 +37,13 @@ def test_derived_ratios_pair_each_layer_with_its_own_baselines():
   assert math.isclose(rows["gather"]["useful_gflops"], useful / 12e-3 / 1e9)
   assert math.isclose(rows["gather"]["useful_fraction_of_probe"],
                       useful / 12e-3 / 1e9 / 400)
+
+
+def test_roofline_ratio_only_for_blocks_timed_with_the_bandwidth_probe():
+  assert "x_roofline" not in speed.derived(_block_result())["gather"]
+  block = dict(_block_result(), bandwidth_gbs=10.0)
+  row = speed.derived(block)["gather"]
+  roof = flops.roofline_ms(layer_graph.LayerSpec(kind="switch_gather"),
+                           400.0, 10.0)
+  assert math.isclose(row["x_roofline"], 12.0 / roof["roofline_ms"])
+  assert row["bound"] == roof["bound"]

@@ -51,3 +51,12 @@ def test_a_generous_limit_returns_times_and_the_load():
                                             max_other_share=1.0)
   assert set(times) == {"a", "b"}
   assert load["attempts"] == 1 and load["samples"] >= 1
+
+
+def test_bandwidth_probe_runs_and_counts_its_bytes():
+  probe = timing.BandwidthProbe(n=1 << 20, threads=1)
+  try:
+    probe()
+  finally:
+    probe.close()
+  assert probe.bytes == 4 * 4 * (1 << 20) and probe.name == "stream_add_1M"
