@@ -31,7 +31,11 @@ def test_no_repository_folder_is_named_like_a_gin_folder():
   top = {name for name in os.listdir(repo_paths.REPO_DIR)
          if os.path.isdir(os.path.join(repo_paths.REPO_DIR, name))}
   assert gin_paths.OUTPUT_ROOT not in _gin_folders()
-  assert not top & _gin_folders()
+  clashes = sorted(top & _gin_folders())
+  assert not clashes, (
+      "%s in the repository root shadow gin folders when gin parses "
+      "in-process; move them (runs/ was the default output folder before "
+      "output/)." % ", ".join(c + "/" for c in clashes))
 
 
 def test_tools_write_under_the_output_root():
