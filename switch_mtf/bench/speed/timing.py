@@ -102,7 +102,24 @@ def time_forward(built: layer_graph.BuiltLayer, runs: int) -> float:
   return stats.median(times)
 
 
-class BandwidthProbe:
+class _Probe:
+  """One op in its own graph and session; calling the probe runs it once."""
+
+  def __init__(self, build: Callable[[], tf.Tensor], threads: int):
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      self._op = build()
+      self.session = tf.Session(config=layer_graph.session_config(threads))
+      self.session.run(tf.global_variables_initializer())
+
+  def __call__(self) -> None:
+    self.session.run(self._op)
+
+  def close(self) -> None:
+    self.session.close()
+
+
+class BandwidthProbe(_Probe):
   """STREAM-style add, c = a + b, over arrays far larger than the caches.
 
   Counted bytes: a and b read, c written and then read by the reduction
@@ -112,38 +129,24 @@ class BandwidthProbe:
   def __init__(self, n: int = 1 << 25, threads: int = 0):
     self.bytes = 4.0 * n * 4
     self.name = "stream_add_%dM" % (n >> 20)
-    self.graph = tf.Graph()
-    with self.graph.as_default():
+
+    def build():
       a = tf.Variable(tf.ones([n], tf.float32))
       b = tf.Variable(tf.ones([n], tf.float32))
-      self._op = tf.reduce_sum(a + b)
-      self.session = tf.Session(config=layer_graph.session_config(threads))
-      self.session.run(tf.global_variables_initializer())
-
-  def __call__(self) -> None:
-    self.session.run(self._op)
-
-  def close(self) -> None:
-    self.session.close()
+      return tf.reduce_sum(a + b)
+    super().__init__(build, threads)
 
 
-class MatmulProbe:
+class MatmulProbe(_Probe):
   """tf.matmul of [m, k] @ [k, n] on variables: the machine's FLOP/s peak."""
 
   def __init__(self, m: int, k: int, n: int, threads: int = 0):
     self.flops = 2.0 * m * k * n
     self.name = "matmul_%dx%dx%d" % (m, k, n)
-    self.graph = tf.Graph()
-    with self.graph.as_default():
+
+    def build():
       rng = np.random.RandomState(0)
       a = tf.Variable(rng.randn(m, k).astype(np.float32))
       b = tf.Variable(rng.randn(k, n).astype(np.float32))
-      self._op = tf.reduce_sum(tf.matmul(a, b))
-      self.session = tf.Session(config=layer_graph.session_config(threads))
-      self.session.run(tf.global_variables_initializer())
-
-  def __call__(self) -> None:
-    self.session.run(self._op)
-
-  def close(self) -> None:
-    self.session.close()
+      return tf.reduce_sum(tf.matmul(a, b))
+    super().__init__(build, threads)

@@ -60,3 +60,12 @@ def test_bandwidth_probe_runs_and_counts_its_bytes():
   finally:
     probe.close()
   assert probe.bytes == 4 * 4 * (1 << 20) and probe.name == "stream_add_1M"
+
+
+def test_matmul_probe_runs_and_counts_its_flops():
+  probe = timing.MatmulProbe(64, 32, 16, threads=1)
+  try:
+    probe()
+  finally:
+    probe.close()
+  assert probe.flops == 2 * 64 * 32 * 16 and probe.name == "matmul_64x32x16"
