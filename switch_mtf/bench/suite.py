@@ -15,7 +15,6 @@ import dataclasses
 import fnmatch
 import functools
 import os
-import platform
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -94,13 +93,6 @@ def _dirs(options: Options) -> Dict[str, str]:
           "claims": os.path.join(root, "claims")}
 
 
-def _machine() -> Dict[str, str]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return {"platform": platform.platform(), "processor": platform.processor(),
-          "cpus": str(os.cpu_count()), "tensorflow": tf.__version__,
-          "date": time.strftime("%Y-%m-%d")}
-
-
 def _gin_names(specs: Sequence[model_step.ModelSpec]) -> List[str]:
   return sorted({name for spec in specs for name in spec.gin_files})
 
@@ -123,7 +115,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
       raise ValueError("unknown part %r; use some of %s" % (
           part, ", ".join(PARTS)))
   dirs = _dirs(options)
-  meta = _machine()
+  meta = dict(provenance.machine(), date=time.strftime("%Y-%m-%d"))
   stores = {}
   def store(name, folder):
     stores[name] = store_lib.ResultStore(
