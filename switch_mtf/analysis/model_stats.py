@@ -13,7 +13,9 @@ Counts (see docs/models.md for the paper comparison):
   each mixture-of-experts layer, one expert FFN per routed token (two for
   top-2 MoE). Router, dispatch and combine einsums and capacity slack are
   left out, as the paper does when it calls Switch-Base FLOP-matched to
-  T5-Base; they are reported separately as routing_flops_per_token.
+  T5-Base; they are reported separately as routing_flops_per_token, counted
+  for the TPU (a layer left at dispatch_mode "auto" counts its one-hot
+  einsums, as it would run on the paper's hardware).
   Per token = per sequence / (inputs length + targets length).
 - memory per device: the slice of every variable (in its slice dtype) and of
   its Adafactor slots (float32) under the mesh shape and layout rules.
@@ -30,6 +32,7 @@ from mesh_tensorflow.transformer import utils
 import tensorflow.compat.v1 as tf
 
 from switch_mtf.cli import gin_config
+from switch_mtf.layer import dispatch
 
 EXPERTS_DIM = "experts"
 # The T5 SentencePiece vocabulary (cc_all.32000.100extra): 32100 ids, which
@@ -336,7 +339,7 @@ def measure(gin_files: Sequence[str],
   lengths = _sequence_lengths()
   batch = _batch_size(lengths, mesh, rules)
   with tf.Graph().as_default(), tf.variable_scope(
-      "", custom_getter=_declare_only):
+      "", custom_getter=_declare_only), dispatch.assume_tpu():
     graph, calls = _build_graph(model_type, vocab_size, mesh, rules, batch,
                                 lengths)
   trainable = list(graph.trainable_variables)

@@ -2,12 +2,16 @@
 
 Two interchangeable implementations with identical outputs:
 
-- "einsum" (default): the one-hot [O, G, S, experts, capacity] dispatch and
-  combine tensors of the official code; a gather by matrix multiply, which is
-  what TPUs are good at.
+- "einsum": the one-hot [O, G, S, experts, capacity] dispatch and combine
+  tensors of the official code; a gather by matrix multiply, which is what
+  TPUs are good at.
 - "gather": index ops instead (a segment sum into slots and a batched gather
   back), so no [G, S, E, C] tensor is ever built; cheaper on CPU/GPU meshes,
   where the one-hot einsums cost O(tokens * S * cf * d_model).
+
+"auto" (the layer's default) picks einsum when the graph is being built for
+a TPU (inside a TPU computation, as TPUEstimator builds T5's model) and
+gather everywhere else, so CPU and GPU users get the fast path unasked.
 
 Both return expert inputs as [O, experts_unsplit, G, C, d_model] (groups
 still split like the batch), ready for the all-to-all in experts.py. Every
@@ -15,26 +19,69 @@ slot holds at most one token and the kept token's gate multiplies its expert
 output once, so the two modes agree exactly, not just closely.
 """
 
-from typing import Callable, Dict
+import contextlib
+from typing import Callable, Dict, Iterator
 
 import mesh_tensorflow as mtf
 import tensorflow.compat.v1 as tf
+from tensorflow.python.tpu import tpu_function
+from tensorflow.python.tpu import tpu_replication
 
 from switch_mtf.layer import router as router_lib
 
 EINSUM = "einsum"
 GATHER = "gather"
-MODES = (EINSUM, GATHER)
+AUTO = "auto"
+MODES = (AUTO, EINSUM, GATHER)
+_assume_tpu = []  # non-empty inside assume_tpu()
 
 
 def check_mode(mode: str) -> str:
   """Returns `mode` or raises a ValueError naming the choices."""
   if mode not in MODES:
     raise ValueError(
-        "Switch.dispatch_mode=%r is not known; use %r (one-hot einsums, the "
-        "official TPU-friendly code) or %r (index ops, no [G,S,E,C] tensors; "
-        "for CPU/GPU meshes)." % (mode, EINSUM, GATHER))
+        "Switch.dispatch_mode=%r is not known; use %r (einsum on TPU, gather "
+        "elsewhere), %r (one-hot einsums, the official TPU-friendly code) or "
+        "%r (index ops, no [G,S,E,C] tensors; for CPU/GPU meshes)." % (
+            mode, AUTO, EINSUM, GATHER))
   return mode
+
+
+def building_for_tpu() -> bool:
+  """Whether ops created now go into a TPU computation.
+
+  TPUEstimator calls the model function inside a TPU shard context and a
+  TPUReplicateContext; CPU/GPU graphs (Estimator, our bench and tests) are
+  built in neither. Inside assume_tpu(), always true.
+  """
+  if _assume_tpu or tpu_function.get_tpu_context().number_of_shards is not None:
+    return True
+  graph = tf.get_default_graph()
+  while graph is not None:
+    context = graph._get_control_flow_context()  # pylint: disable=protected-access
+    while context is not None:
+      if isinstance(context, tpu_replication.TPUReplicateContext):
+        return True
+      context = context.outer_context
+    graph = getattr(graph, "outer_graph", None)
+  return False
+
+
+@contextlib.contextmanager
+def assume_tpu() -> Iterator[None]:
+  """Builds "auto" layers as for a TPU, e.g. to count a TPU model's FLOPs."""
+  _assume_tpu.append(True)
+  try:
+    yield
+  finally:
+    _assume_tpu.pop()
+
+
+def resolve_mode(mode: str) -> str:
+  """The concrete mode ("einsum" or "gather") that `mode` runs as here."""
+  if check_mode(mode) != AUTO:
+    return mode
+  return EINSUM if building_for_tpu() else GATHER
 
 
 class EinsumDispatcher:
@@ -108,8 +155,8 @@ _DISPATCHERS: Dict[str, Callable[..., object]] = {
 
 
 def make_dispatcher(mode: str, routing: router_lib.Routing, dtype: tf.DType):
-  """Returns the dispatcher of `mode` for `routing`, computing in `dtype`."""
-  return _DISPATCHERS[check_mode(mode)](routing, dtype)
+  """Returns the dispatcher of a concrete `mode` for `routing` in `dtype`."""
+  return _DISPATCHERS[resolve_mode(mode)](routing, dtype)
 
 
 def _splittable(tokens_shape: mtf.Shape):

@@ -48,7 +48,7 @@ class Switch(transformer.TransformerLayer):
                router_dropout_rate: float = 0.1,
                activation: str = "relu",
                expert_dropout_rate: float = 0.0,
-               dispatch_mode: str = dispatch.EINSUM,
+               dispatch_mode: str = dispatch.AUTO,
                router_dtype: str = "float32"):
     """Records hyper-parameters; defaults are the paper's / official code's.
 
@@ -73,8 +73,9 @@ class Switch(transformer.TransformerLayer):
       activation: "relu", "gelu" or "geglu" (gated GELU).
       expert_dropout_rate: dropout on the experts' hidden activations
         (paper fine-tuning: 0.4).
-      dispatch_mode: "einsum" (one-hot, TPU-friendly) or "gather" (index
-        ops, no [G,S,E,C] tensors); the outputs are identical.
+      dispatch_mode: "auto" (einsum when built for a TPU, else gather),
+        "einsum" (one-hot, TPU-friendly) or "gather" (index ops, no
+        [G,S,E,C] tensors); the outputs are identical.
       router_dtype: "float32" (selective precision, paper §2.4) or
         "bfloat16" (the router in the activation precision: the unstable
         ablation of the paper's Table 2).
@@ -183,6 +184,7 @@ class Switch(transformer.TransformerLayer):
       real *= mtf.to_float(mtf.equal(mtf.to_float(nonpadding), 1.0))
     real = mtf.reshape(real, mtf.Shape(grouped_dims))
 
+    mode = dispatch.resolve_mode(self.dispatch_mode)
     routing = router.route(
         inputs, real,
         experts_dim=mtf.Dimension("expert_unsplit", self.num_experts),
@@ -195,11 +197,11 @@ class Switch(transformer.TransformerLayer):
         dropout_rate=self.router_dropout_rate,
         compute_z_loss=train and self.router_z_loss_coef > 0,
         # The gather mode avoids O(S^2) work in positions too.
-        cumsum=(router.CUMSUM_SCAN if self.dispatch_mode == dispatch.GATHER
+        cumsum=(router.CUMSUM_SCAN if mode == dispatch.GATHER
                 else router.CUMSUM_MATMUL),
         router_dtype=self.router_dtype,
         name=ROUTER_SCOPE)
-    dispatcher = dispatch.make_dispatcher(self.dispatch_mode, routing,
+    dispatcher = dispatch.make_dispatcher(mode, routing,
                                           inputs.dtype)
     expert_outputs = experts.run_experts(
         dispatcher.dispatch(inputs), self.hidden_size, self.activation,

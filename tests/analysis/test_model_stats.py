@@ -51,6 +51,19 @@ def test_switch_models_are_flop_matched_to_their_dense_baseline(sparse, dense):
   assert switch["routing_flops_per_token"] > 0 == t5["routing_flops_per_token"]
 
 
+def test_routing_is_counted_as_the_tpu_runs_it():
+  # "auto" (the default) must count the one-hot einsums a TPU runs, not the
+  # gather the CPU building the graph would run.
+  auto = model_stats_cache.model("switch_base")["routing_flops_per_token"]
+  einsum = model_stats_cache.model(
+      "switch_base", "Switch.dispatch_mode = 'einsum'")[
+          "routing_flops_per_token"]
+  gather = model_stats_cache.model(
+      "switch_base", "Switch.dispatch_mode = 'gather'")[
+          "routing_flops_per_token"]
+  assert auto == einsum > 2 * gather
+
+
 def _t5_flops_per_sequence(d_model, d_ff, heads_x_kv, layers, inputs,
                            targets, vocab=32128, ffn_matrices=2):
   """Forward matmul FLOPs of a T5 encoder-decoder, written out by hand."""

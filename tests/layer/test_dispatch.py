@@ -3,14 +3,20 @@
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from tensorflow.python.ops import control_flow_ops
+from tensorflow.python.tpu import tpu_function
+from tensorflow.python.tpu import tpu_replication
 
+from switch_mtf.layer import dispatch
 from switch_mtf.layer import switch as layer_lib
 from tests.layer import layer_harness
 
 B, L, M, E, H = 4, 8, 6, 4, 5
 
 
-def _run(mode, activation_dtype=tf.float32, **kwargs):
+def _run(mode=None, activation_dtype=tf.float32, **kwargs):
+  """Runs the layer; mode None leaves dispatch_mode at its default."""
+  mode_arg = {} if mode is None else {"dispatch_mode": mode}
   rng = np.random.RandomState(0)
   x = rng.randn(B, L, M).astype(np.float32)
   sequence_id = np.ones([B, L], np.int32)
@@ -23,7 +29,7 @@ def _run(mode, activation_dtype=tf.float32, **kwargs):
                                capacity_factor_train=1.0,
                                min_expert_capacity=1,
                                router_policy_train="argmax",
-                               dispatch_mode=mode),
+                               **mode_arg),
       x, sequence_id, weights, activation_dtype=activation_dtype, **kwargs)
 
 
@@ -49,14 +55,62 @@ def test_gather_mode_trains_like_einsum_mode():
                                atol=1e-6, err_msg=name)
 
 
+def _slot_tensors(graph, unused_y, unused_aux):
+  import mesh_tensorflow as mtf  # pylint: disable=g-import-not-at-top
+  count = sum(
+      1 for op in graph.operations for t in op.outputs
+      if {"group", "expert_unsplit", "expert_capacity"} <= set(
+          t.shape.dimension_names))
+  return {"count": mtf.constant(graph.operations[0].mesh, count,
+                                dtype=tf.int32)}
+
+
 def test_gather_mode_builds_no_one_hot_slot_tensor():
-  def slot_tensors(graph, unused_y, unused_aux):
-    import mesh_tensorflow as mtf  # pylint: disable=g-import-not-at-top
-    count = sum(
-        1 for op in graph.operations for t in op.outputs
-        if {"group", "expert_unsplit", "expert_capacity"} <= set(
-            t.shape.dimension_names))
-    return {"count": mtf.constant(graph.operations[0].mesh, count,
-                                  dtype=tf.int32)}
-  assert _run("einsum", extra=slot_tensors).extra["count"] > 0
-  assert _run("gather", extra=slot_tensors).extra["count"] == 0
+  assert _run("einsum", extra=_slot_tensors).extra["count"] > 0
+  assert _run("gather", extra=_slot_tensors).extra["count"] == 0
+
+
+def test_default_mode_on_cpu_is_gather_with_einsum_outputs():
+  default = _run(extra=_slot_tensors)
+  assert default.extra["count"] == 0
+  np.testing.assert_array_equal(default.output, _run("einsum").output)
+
+
+def test_default_mode_under_assume_tpu_builds_the_einsums():
+  with dispatch.assume_tpu():
+    assert _run(extra=_slot_tensors).extra["count"] > 0
+
+
+def _in_tpu_replicate_context():
+  with tf.Graph().as_default():
+    pivot = control_flow_ops.no_op(name="pivot")
+    context = tpu_replication.TPUReplicateContext(
+        name="cluster", num_replicas=1, pivot=pivot)
+    context.Enter()
+    try:
+      return dispatch.resolve_mode(dispatch.AUTO)
+    finally:
+      context.Exit()
+
+
+def _in_tpu_shard_context():
+  with tf.Graph().as_default(), tpu_function.tpu_shard_context(8):
+    return dispatch.resolve_mode(dispatch.AUTO)
+
+
+def test_auto_resolves_to_einsum_only_when_building_for_a_tpu():
+  with tf.Graph().as_default():
+    assert dispatch.resolve_mode(dispatch.AUTO) == dispatch.GATHER
+  assert _in_tpu_shard_context() == dispatch.EINSUM
+  assert _in_tpu_replicate_context() == dispatch.EINSUM
+  with tf.Graph().as_default():  # the contexts above left nothing behind
+    assert dispatch.resolve_mode(dispatch.AUTO) == dispatch.GATHER
+
+
+@pytest.mark.parametrize("mode", [dispatch.EINSUM, dispatch.GATHER])
+def test_explicit_modes_ignore_the_device(mode):
+  with tpu_function.tpu_shard_context(8):
+    assert dispatch.resolve_mode(mode) == mode
+  with dispatch.assume_tpu():
+    assert dispatch.resolve_mode(mode) == mode
+  assert dispatch.resolve_mode(mode) == mode
