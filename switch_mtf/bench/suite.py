@@ -9,6 +9,11 @@ Parts (each resumable, each with its own JSON under the results folder):
   claims   the paper's claims through the CLI         -> claims/runs.json
 Quick mode runs speed (a smaller grid), models (fewer experts), paper and
 one seed of the sample-efficiency curve at 200 steps, into quick/.
+
+Every invocation (but --report_only) appends its wall-clock time, parts,
+filters, results stored, commit and the machine's load to invocations.json
+there (common/invocations.py): how long `make bench` takes is a
+measurement, not an estimate.
 """
 
 import dataclasses
@@ -16,12 +21,13 @@ import fnmatch
 import functools
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.claims import report as claims_report
 from switch_mtf.bench.claims import runs as claims_runs
+from switch_mtf.bench.common import invocations
 from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
 from switch_mtf.bench.speed import layer_graph
@@ -87,8 +93,7 @@ class Options:
 
 
 def _dirs(options: Options) -> Dict[str, str]:
-  root = os.path.join(options.results_dir, "quick") if options.quick else (
-      options.results_dir)
+  root = results_root(options)
   return {"speed": os.path.join(root, "speed"),
           "claims": os.path.join(root, "claims")}
 
@@ -97,13 +102,26 @@ def _gin_names(specs: Sequence[model_step.ModelSpec]) -> List[str]:
   return sorted({name for spec in specs for name in spec.gin_files})
 
 
-def _profile(kind: str, threads: int) -> Dict:
-  built = layer_graph.BuiltLayer(layer_graph.LayerSpec(kind=kind),
-                                 threads=threads)
+# Profiled layers: every kind at the anchor's size, and the Switch modes at
+# 128 experts, where they are furthest from their roofline.
+PROFILES = tuple((kind, 8) for kind in layer_graph.KINDS) + tuple(
+    (kind, 128) for kind in (layer_graph.SWITCH_GATHER,
+                             layer_graph.SWITCH_EINSUM))
+
+
+def _profile(kind: str, num_experts: int, threads: int) -> Dict:
+  built = layer_graph.BuiltLayer(
+      layer_graph.LayerSpec(kind=kind, num_experts=num_experts),
+      threads=threads)
   try:
     return profile_lib.profile_step(built)
   finally:
     built.close()
+
+
+def results_root(options: Options) -> str:
+  return os.path.join(options.results_dir, "quick") if options.quick else (
+      options.results_dir)
 
 
 def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
@@ -114,6 +132,29 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
     if part not in PARTS:
       raise ValueError("unknown part %r; use some of %s" % (
           part, ", ".join(PARTS)))
+  if options.report_only:
+    return _run_parts(options, parts, log)[0]
+  started, clock = time.strftime("%Y-%m-%d %H:%M:%S"), time.monotonic()
+  filtered = bool(options.run_filter or options.block_filter)
+  with provenance.LoadMonitor(interval=5.0) as monitor:
+    written, stores = _run_parts(options, parts, log)
+  stored = sum(1 for results in stores.values() for _, entry in results.items()
+               if (entry.get("provenance") or {}).get("recorded", "")
+               >= started)
+  invocations.record(results_root(options), {
+      "command": options.command or "", "parts": parts,
+      "quick": options.quick, "filtered": filtered,
+      "whole_bench": set(parts) == set(PARTS) and not options.quick
+                     and not filtered,
+      "started": started, "wall_seconds": round(time.monotonic() - clock, 1),
+      "results_stored": stored, "load": monitor.summary(),
+      **provenance.git_state(), "machine": provenance.machine()})
+  return written
+
+
+def _run_parts(options: Options, parts: Sequence[str],
+               log: Callable[[str], None]
+               ) -> Tuple[List[str], Dict[str, store_lib.ResultStore]]:
   dirs = _dirs(options)
   meta = dict(provenance.machine(), date=time.strftime("%Y-%m-%d"))
   stores = {}
@@ -173,10 +214,10 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
               [model_gin, layout_gin], MODEL_CODE)
   if "profile" in parts:
     prof = store("profile", dirs["speed"])
-    for kind in layer_graph.KINDS:
-      measure(prof, "%s/E8/cf1.0/G1024/N4096" % kind,
-              functools.partial(_profile, kind, options.threads), [],
-              provenance.SPEED_CODE)
+    for kind, num_experts in PROFILES:
+      measure(prof, "%s/E%d/cf1.0/G1024/N4096" % (kind, num_experts),
+              functools.partial(_profile, kind, num_experts, options.threads),
+              [], provenance.SPEED_CODE)
   written = []
   if any(p in parts for p in ("speed", "models", "paper", "profile")):
     written.append(speed_report.write(stores, dirs["speed"]))
@@ -196,4 +237,4 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
     written.append(claims_report.write(
         plan, runs_store, dirs["claims"],
         baselines=claims_plan.ablation_baselines(budget)))
-  return written
+  return written, stores

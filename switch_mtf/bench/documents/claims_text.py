@@ -1,0 +1,302 @@
+"""Document sections from the claim runs (results/claims/runs.json).
+
+The analysis is recomputed from the stored runs with the bench's own code
+(claims.analysis), so the documents and results/claims/summary.md cannot
+disagree. Differences are paired by seed (same data order) with 95%
+t-intervals over the seeds; "not significant" when the interval holds 0.
+"""
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from switch_mtf.bench.claims import analysis as claims_analysis
+from switch_mtf.bench.claims import paper
+from switch_mtf.bench.claims import plan as claims_plan
+from switch_mtf.bench.common import provenance
+from switch_mtf.bench.common import store as store_lib
+
+_LABELS = {
+    "dense": "T5-Tiny (dense)",
+    "switch_E8_500steps": "Switch E8, cf 1.25, float32, init 1.0 (baseline)",
+    "switch_E8_cf1.0_500steps": "Switch E8, cf 1.0",
+    "switch_E8_cf2.0_500steps": "Switch E8, cf 2.0",
+    "top2_E8_cf1.0_500steps": "top-2 MoE E8, cf 1.0",
+    "top2_E8_500steps": "top-2 MoE E8, cf 1.25",
+    "top2_E8_cf2.0_500steps": "top-2 MoE E8, cf 2.0",
+    "switch_E8_bfloat16_500steps": "bfloat16, float32 router (selective)",
+    "switch_E8_bfloat16_router_bfloat16_500steps": "bfloat16 everywhere",
+    "switch_E8_init0.1_500steps": "init scale 0.1",
+    "switch_E8_z0.001_500steps": "router z-loss 0.001",
+    "ft_rte_switch_E8_ed0.1": "expert dropout 0.1 (= dropout)",
+    "ft_rte_switch_E8_ed0.4": "expert dropout 0.4",
+}
+_RECIPE_LABELS = {
+    "dense": "dense, T5's default schedule",
+    "switch_E8": "Switch E8, T5's default schedule",
+    "rsqrt_dense": "dense, rsqrt schedule",
+    "rsqrt_switch_E8": "Switch E8, rsqrt schedule",
+}
+
+
+class ClaimResults:
+  """The stored claim runs and their analysis under the full plan."""
+
+  def __init__(self, folder: str):
+    path = os.path.join(folder, "runs.json")
+    if not os.path.exists(path):
+      raise FileNotFoundError(
+          "%s is missing; run `python tools/bench.py --parts=claims` (or "
+          "restore it from git)." % path)
+    self.store = store_lib.ResultStore(path)
+    self.entries = dict(self.store.items())
+    self.plan = claims_plan.claims(claims_plan.FULL)
+    self.analysis = claims_analysis.analyze(
+        self.plan, self.entries,
+        claims_plan.ablation_baselines(claims_plan.FULL))
+
+  def per_seed_val_ce(self, claim: str) -> Dict[str, Dict[int, float]]:
+    """config -> seed -> final validation CE."""
+    out: Dict[str, Dict[int, float]] = {}
+    for config, pairs in claims_analysis.group(self.plan[claim],
+                                               self.entries).items():
+      for run, entry in pairs:
+        value = claims_analysis.final_val_ce(entry)
+        if value is not None:
+          out.setdefault(config, {})[run.seed] = value
+    return out
+
+
+def label(config: str) -> str:
+  if config in _LABELS:
+    return _LABELS[config]
+  return config.replace("switch_", "Switch ").replace("_", " ")
+
+
+def mean_std(spread: Optional[Dict[str, float]], digits: int = 3,
+             percent: bool = False) -> str:
+  if not spread:
+    return "–"
+  scale, unit = (100.0, "%") if percent else (1.0, "")
+  if spread["n"] == 1:
+    return "%.*f%s (1 seed)" % (digits, scale * spread["mean"], unit)
+  return "%.*f%s ± %.*f%s" % (digits, scale * spread["mean"], unit, digits,
+                              scale * spread["std"], unit)
+
+
+def interval(summary: Optional[Dict[str, Any]], digits: int = 3) -> str:
+  if not summary:
+    return "–"
+  if summary["low"] is None:
+    return "%+.*f (1 seed, no interval)" % (digits, summary["mean"])
+  return "%+.*f [%+.*f, %+.*f], %s" % (
+      digits, summary["mean"], digits, summary["low"], digits,
+      summary["high"],
+      "significant" if summary["significant"] else "not significant")
+
+
+def speedup(summary: Optional[Dict[str, Any]]) -> str:
+  if not summary:
+    return "–"
+  if summary["reached"] < summary["seeds"]:
+    return "not reached in %d of %d seeds" % (
+        summary["seeds"] - summary["reached"], summary["seeds"])
+  ci = summary["interval"]
+  if ci["low"] is None:
+    return "%.2f× (1 seed)" % ci["mean"]
+  return "%.2f× [%.2f, %.2f], %s" % (
+      ci["mean"], ci["low"], ci["high"],
+      "significant" if ci["significant"] else "not significant")
+
+
+def _better(own: Dict[int, float], base: Dict[int, float]) -> Tuple[int, int]:
+  seeds = sorted(set(own) & set(base))
+  return sum(1 for s in seeds if own[s] < base[s]), len(seeds)
+
+
+def _by_experts(configs: Dict[str, Any]) -> List[Tuple[str, Any]]:
+  def key(item):
+    name = item[0]
+    return (0, 0) if "dense" in name else (1, int(name.split("_E")[1]))
+  return sorted(configs.items(), key=key)
+
+
+def sample_efficiency_table(results: ClaimResults) -> List[str]:
+  """Dense vs Switch E4..E32 at equal FLOPs: quality, paired, speed-up."""
+  se = results.analysis["sample_efficiency"]
+  per_seed = results.per_seed_val_ce("sample_efficiency")
+  dense = se["dense"]
+  lines = ["| model | seeds | val CE (mean ± std) | − dense, paired by data "
+           "order: mean [95% CI] | seeds better than dense | step speed-up "
+           "to dense's final val CE [95% CI] |", "|---|---|---|---|---|---|"]
+  for config, row in _by_experts(se["configs"]):
+    if config == dense:
+      lines.append("| %s | %d | %s | – | – | – |" % (
+          label(config), row.get("seeds_done", 0), mean_std(row["val_ce"])))
+      continue
+    better, seeds = _better(per_seed.get(config, {}), per_seed.get(dense, {}))
+    lines.append("| %s | %d | %s | %s | %d of %d | %s |" % (
+        label(config), row.get("seeds_done", 0), mean_std(row.get("val_ce")),
+        interval(row.get("val_ce_minus_dense")), better, seeds,
+        speedup(row.get("speedup_val"))))
+  return lines
+
+
+def sample_efficiency_findings(results: ClaimResults) -> List[str]:
+  """What the table shows, in words computed from it."""
+  se = results.analysis["sample_efficiency"]
+  dense_row = se["configs"].get(se["dense"], {})
+  switch = [(c, r) for c, r in _by_experts(se["configs"])
+            if c != se["dense"] and r.get("val_ce")]
+  if not dense_row.get("val_ce") or not switch:
+    return ["- Not enough finished runs to compare Switch with dense yet."]
+  dense = dense_row["val_ce"]["mean"]
+  significant = [c for c, r in switch
+                 if (r.get("val_ce_minus_dense") or {}).get("significant")]
+  better_mean = [c for c, r in switch if r["val_ce"]["mean"] < dense]
+  best_config, best = min(switch, key=lambda item: item[1]["val_ce"]["mean"])
+  per_seed = results.per_seed_val_ce("sample_efficiency")
+  wins, seeds = _better(per_seed.get(best_config, {}),
+                        per_seed.get(se["dense"], {}))
+  means = [r["val_ce"]["mean"] for _, r in switch]
+  monotone = all(a >= b for a, b in zip(means, means[1:]))
+  return [
+      "- Mean validation CE: %d of %d Switch sizes below dense's %.3f; the "
+      "lowest is %s at %.3f (better than dense on %d of %d seeds). Ordered "
+      "by experts, the means %s (an order of means, not a tested trend)." % (
+          len(better_mean), len(switch), dense, label(best_config),
+          best["val_ce"]["mean"], wins, seeds,
+          "fall monotonically" if monotone else "do not fall monotonically"),
+      "- Significance: %s." % (
+          "%d of %d differences to dense are significant at 95%% (%s)" % (
+              len(significant), len(switch),
+              ", ".join(label(c) for c in significant)) if significant else
+          "no difference to dense is significant at 95%% with %d seeds" %
+          seeds)]
+
+
+def _ablation_rows(results: ClaimResults, claim: str
+                   ) -> List[Tuple[str, str]]:
+  rows = results.analysis[claim]
+  per_seed = results.per_seed_val_ce(claim)
+  baseline = claims_plan.ablation_baselines(claims_plan.FULL)[claim]
+  out = []
+  for config, row in rows.items():
+    better, seeds = _better(per_seed.get(config, {}),
+                            per_seed.get(baseline, {}))
+    out.append((config, "| %s | %d | %d | %s | %s | %s | %s |" % (
+        label(config), row.get("seeds_done", 0), row.get("diverged", 0),
+        mean_std(row.get("val_ce")),
+        "–" if config == baseline else interval(
+            row.get("val_ce_minus_baseline")),
+        "–" if config == baseline else "%d of %d" % (better, seeds),
+        mean_std(row.get("tokens_dropped_fraction"), 1, percent=True))))
+  return out
+
+
+def ablation_table(results: ClaimResults,
+                   claims: Sequence[str] = claims_plan.ABLATION_CLAIMS
+                   ) -> List[str]:
+  """Ablation configs vs their Switch E8 baseline (paired by seed)."""
+  lines = ["| config (500 steps) | seeds | diverged | val CE (mean ± std) | "
+           "− baseline, paired: mean [95% CI] | seeds better than baseline "
+           "| tokens dropped (2nd half) |", "|---|---|---|---|---|---|---|"]
+  seen = set()
+  for claim in claims:
+    for config, line in _ablation_rows(results, claim):
+      if config not in seen:  # the shared baseline once
+        seen.add(config)
+        lines.append(line)
+  return lines
+
+
+def ablation_findings(results: ClaimResults) -> List[str]:
+  """Which ablation differences are significant, and how many chance gives."""
+  significant, total = [], 0
+  for claim in claims_plan.ABLATION_CLAIMS:
+    for config, row in results.analysis[claim].items():
+      summary = row.get("val_ce_minus_baseline")
+      if summary and summary["low"] is not None:
+        total += 1
+        if summary["significant"]:
+          significant.append("%s (%s)" % (label(config), interval(summary)))
+  return ["- %d of %d ablation differences to the baseline are significant "
+          "at 95%%%s. Each interval is taken on its own: with %d "
+          "comparisons, about %.1f would be significant by chance alone if "
+          "no knob mattered." % (
+              len(significant), total,
+              ": " + "; ".join(significant) if significant else "", total,
+              0.05 * total)]
+
+
+def paper_ablations() -> List[str]:
+  """The paper's figures for the same knobs (quoted, not measured here)."""
+  lines = ["| paper | figure |", "|---|---|"]
+  for (model, cf), (nlp, speed) in paper.CAPACITY_FACTOR.items():
+    lines.append("| Table 1: %s%s | NLP %.3f, %d examples/s |" % (
+        model, ", cf %g" % cf if cf else "", nlp, speed))
+  for name, (nlp, speed, diverged) in paper.PRECISION.items():
+    lines.append("| Table 2: %s | NLP %.3f, %d examples/s%s |" % (
+        name, nlp, speed, ", diverged" if diverged else ""))
+  for scale, (mean, std) in paper.INIT_SCALE.items():
+    lines.append("| Table 3: init scale %g | NLP %.2f ± %.2f |" % (
+        scale, mean, std))
+  for name, (glue, superglue) in paper.EXPERT_DROPOUT.items():
+    lines.append("| Table 4: %s | GLUE %.1f, SuperGLUE %.1f |" % (
+        name, glue, superglue))
+  return lines
+
+
+def recipe_table(results: ClaimResults) -> List[str]:
+  lines = ["| run (seed 0, 1500 steps) | val CE | final train loss |",
+           "|---|---|---|"]
+  for config, row in results.analysis["recipe"].items():
+    lines.append("| %s | %s | %s |" % (_RECIPE_LABELS.get(config, config),
+                                       mean_std(row.get("val_ce")),
+                                       mean_std(row.get("final_train_loss"))))
+  return lines
+
+
+def finetune_table(results: ClaimResults) -> List[str]:
+  lines = ["| config | seeds | peak val accuracy | final val accuracy |",
+           "|---|---|---|---|"]
+  for config, row in results.analysis["expert_dropout"].items():
+    lines.append("| %s | %d | %s | %s |" % (
+        label(config), row.get("seeds_done", 0),
+        mean_std(row.get("peak_accuracy"), 1),
+        mean_std(row.get("final_accuracy"), 1)))
+  return lines
+
+
+def steps_per_second(results: ClaimResults) -> List[str]:
+  se = results.analysis["sample_efficiency"]["configs"]
+  rates = [r["steps_per_sec"] for r in se.values() if r.get("steps_per_sec")]
+  if not rates:
+    return []
+  return ["- The CLI's own steps/s in these runs: %.1f–%.1f (each run's "
+          "rate with whatever else ran on the machine; the side-by-side "
+          "speed figures are the layer and model timings)." % (
+              min(r["min"] for r in rates), max(r["max"] for r in rates))]
+
+
+def provenance_lines(results: ClaimResults) -> List[str]:
+  """How many stored runs carry provenance, and which are stale."""
+  missing, stale, fresh = [], [], []
+  for name, entry in sorted(results.entries.items()):
+    record = entry.get("provenance")
+    if not record:
+      missing.append(name)
+    elif provenance.stale_reasons(record):
+      stale.append(name)
+    else:
+      fresh.append(name)
+  lines = ["Of the %d stored claim runs, %d carry provenance that matches "
+           "today's code and gin files, %d are stale and %d were recorded "
+           "before provenance existed (results/claims/summary.md lists "
+           "each)." % (len(results.entries), len(fresh), len(stale),
+                       len(missing))]
+  noted = [n for n, e in sorted(results.entries.items()) if e.get("note")]
+  if noted:
+    lines.append("Runs whose stored commands were rewritten after they ran "
+                 "(each run's `note` says how): %s." % ", ".join(
+                     "`%s`" % n for n in noted))
+  return lines

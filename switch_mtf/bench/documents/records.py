@@ -1,0 +1,88 @@
+"""Committing a demo run folder's record: reports, plots, configs, commands.
+
+A `make demo` / `make distill-demo` run folder holds checkpoints and event
+files (too large to commit) beside small files that say what ran and what
+it measured. `import_run` copies the small ones into a results folder and
+adds record.json: the command, its wall-clock time if measured, and the
+commit, dirty flag and machine of the checkout that ran it (the git checkout
+the run folder lives in, e.g. a fresh clone's output/demo).
+"""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import time
+from typing import Any, Dict, List, Optional
+
+from switch_mtf.bench.common import provenance
+
+RECORD_FILE = "record.json"
+_FILES = ("report.md", "demo_config.json", "demo_timing.json",
+          "distill_report.md", "distill_config.json")
+_MODEL_FILES = ("operative_config.gin",)
+
+
+class RecordError(ValueError):
+  """The run folder is not a finished demo run."""
+
+
+def checkout_state(run_dir: str) -> Dict[str, Any]:
+  """Commit and dirty flag of the git checkout holding run_dir."""
+  def git(*args):
+    return subprocess.run(["git", "-C", run_dir, *args], check=True,
+                          capture_output=True, text=True).stdout.strip()
+  try:
+    commit = git("rev-parse", "HEAD")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--",
+                  ":/", ":(exclude,top)results")
+  except (OSError, subprocess.CalledProcessError):
+    return {"commit": None, "dirty": None}
+  return {"commit": commit, "dirty": bool(changed)}
+
+
+def import_run(run_dir: str, dest: str, command: str,
+               wall_seconds: Optional[float] = None) -> List[str]:
+  """Copies run_dir's record into dest; returns the files written."""
+  if not os.path.exists(os.path.join(run_dir, "report.md")):
+    raise RecordError(
+        "%s has no report.md: it is not a finished `make demo` run folder "
+        "(run the demo first, or point --run_dir at one)." % run_dir)
+  if os.path.isdir(dest) and os.listdir(dest):
+    if not os.path.exists(os.path.join(dest, RECORD_FILE)):
+      raise RecordError(
+          "%s is not empty and holds no %s: pass an empty folder or an "
+          "earlier record to replace." % (dest, RECORD_FILE))
+    shutil.rmtree(dest)  # an earlier record: replaced whole, no leftovers
+  os.makedirs(dest, exist_ok=True)
+  written = []
+  names = [n for n in _FILES if os.path.exists(os.path.join(run_dir, n))]
+  names += sorted(os.path.basename(p)
+                  for p in glob.glob(os.path.join(run_dir, "*.png")))
+  for name in names:
+    shutil.copyfile(os.path.join(run_dir, name), os.path.join(dest, name))
+    written.append(name)
+  models = []
+  for model_dir in sorted(glob.glob(os.path.join(run_dir, "*", ""))):
+    model = os.path.basename(os.path.dirname(model_dir))
+    files = [os.path.join(model_dir, n) for n in _MODEL_FILES
+             if os.path.exists(os.path.join(model_dir, n))]
+    files += sorted(glob.glob(os.path.join(model_dir, "commands", "*")))
+    if not files:
+      continue
+    models.append(model)
+    for path in files:
+      relative = os.path.relpath(path, run_dir)
+      os.makedirs(os.path.join(dest, os.path.dirname(relative)),
+                  exist_ok=True)
+      shutil.copyfile(path, os.path.join(dest, relative))
+      written.append(relative)
+  record = {"command": command, "wall_seconds": wall_seconds,
+            "run_dir": run_dir, "models": models,
+            "imported": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **checkout_state(run_dir), "machine": provenance.machine()}
+  with open(os.path.join(dest, RECORD_FILE), "w") as f:
+    json.dump(record, f, indent=1, sort_keys=True)
+    f.write("\n")
+  return written + [RECORD_FILE]

@@ -1,0 +1,125 @@
+"""Which generated section each marker names, and the documents that hold
+them; `write` fills them all in (or reports the ones that drifted)."""
+
+import functools
+import os
+from typing import Callable, Dict, List, Sequence
+
+from switch_mtf.bench.common import invocations
+from switch_mtf.bench.documents import claims_text
+from switch_mtf.bench.documents import markers
+from switch_mtf.bench.documents import runs_text
+from switch_mtf.bench.documents import speed_text
+from switch_mtf.cli import progress
+
+# The documents with generated sections, relative to the repository.
+DOCUMENTS = ("README.md", "docs/results.md", "docs/demo.md",
+             "docs/distill.md")
+DEMO_RECORD = os.path.join("results", "demo")
+
+
+def _invocations(results_dir: str) -> List[str]:
+  """Every recorded `tools/bench.py` invocation, with its wall-clock."""
+  lines = ["| invocation | parts | wall-clock | results stored | commit | "
+           "other processes' CPU share (mean / max) |",
+           "|---|---|---|---|---|---|"]
+  whole = False
+  for root in (results_dir, os.path.join(results_dir, "quick")):
+    for entry in invocations.load(root):
+      load = entry["load"]
+      whole |= entry["whole_bench"]
+      lines.append("| `%s` (%s) | %s | %s | %d | %s%s | %.1f%% / %.1f%% |" % (
+          entry["command"], entry["started"][:10], ", ".join(entry["parts"]),
+          progress.format_duration(entry["wall_seconds"]),
+          entry["results_stored"], (entry["commit"] or "?")[:10],
+          " (dirty)" if entry["dirty"] else "",
+          100 * load["other_cpu_share_mean"],
+          100 * load["other_cpu_share_max"]))
+  if len(lines) == 2:
+    lines = ["No `tools/bench.py` invocation has recorded its wall-clock "
+             "time yet."]
+  if not whole:
+    lines += ["", "The whole `make bench` (every part, no filter, in one "
+              "invocation) has not been timed yet."]
+  return lines
+
+
+class Sections:
+  """Renders each named section from the result files under repo_dir."""
+
+  def __init__(self, repo_dir: str):
+    self.repo_dir = repo_dir
+    self.results_dir = os.path.join(repo_dir, "results")
+
+  @functools.cached_property
+  def speed(self) -> speed_text.SpeedResults:
+    return speed_text.SpeedResults(os.path.join(self.results_dir, "speed"))
+
+  @functools.cached_property
+  def claims(self) -> claims_text.ClaimResults:
+    return claims_text.ClaimResults(os.path.join(self.results_dir, "claims"))
+
+  @functools.cached_property
+  def demo(self) -> runs_text.RunRecord:
+    return runs_text.RunRecord(os.path.join(self.repo_dir, DEMO_RECORD))
+
+  def renderers(self) -> Dict[str, Callable[[], Sequence[str]]]:
+    s = speed_text
+    c = claims_text
+    r = runs_text
+    return {
+        "speed-layers": lambda: s.layer_table(self.speed),
+        "speed-layers-short": lambda: s.short_layer_table(self.speed),
+        "speed-targets": lambda: s.targets(self.speed),
+        "speed-sweeps": lambda: s.sweeps(self.speed),
+        "speed-models": lambda: s.model_table(self.speed),
+        "speed-experts": lambda: s.experts_doubling(self.speed),
+        "speed-paper": lambda: s.paper_table(self.speed),
+        "speed-paper-summary": lambda: s.paper_summary(self.speed),
+        "speed-profile": lambda: s.profile_lines(self.speed),
+        "speed-provenance": lambda: s.provenance_lines(self.speed),
+        "claims-sample-efficiency":
+            lambda: c.sample_efficiency_table(self.claims),
+        "claims-sample-efficiency-findings":
+            lambda: c.sample_efficiency_findings(self.claims),
+        "claims-ablations": lambda: c.ablation_table(self.claims),
+        "claims-ablation-findings": lambda: c.ablation_findings(self.claims),
+        "claims-paper": c.paper_ablations,
+        "claims-recipe": lambda: c.recipe_table(self.claims),
+        "claims-finetune": lambda: c.finetune_table(self.claims),
+        "claims-steps": lambda: c.steps_per_second(self.claims),
+        "claims-provenance": lambda: c.provenance_lines(self.claims),
+        "bench-time": lambda: _invocations(self.results_dir),
+        "demo-runs": lambda: r.demo_runs(self.demo),
+        "demo-comparison": lambda: r.demo_comparison(self.demo),
+        "demo-evaluation": lambda: r.demo_evaluation(self.demo),
+        "demo-router": lambda: r.demo_router(self.demo),
+        "demo-timing": lambda: r.demo_timing(self.demo),
+        "distill-table": lambda: r.distill_table(self.demo),
+        "distill-findings": lambda: r.distill_findings(self.demo),
+        "distill-timing": lambda: r.distill_timing(self.demo),
+    }
+
+
+def write(repo_dir: str, check: bool = False,
+          documents: Sequence[str] = DOCUMENTS) -> List[str]:
+  """Fills every document's sections; returns the documents that changed.
+
+  With check, writes nothing: the returned documents are those whose
+  committed text differs from what would be written.
+  """
+  render = Sections(repo_dir).renderers()
+  filled = {}
+  for name in documents:  # all rendered before any is written
+    with open(os.path.join(repo_dir, name)) as f:
+      text = f.read()
+    new = markers.fill(text, render, name)
+    if new != text:
+      filled[name] = new
+  if not check:
+    for name, new in filled.items():
+      path = os.path.join(repo_dir, name)
+      with open(path + ".tmp", "w") as f:
+        f.write(new)
+      os.replace(path + ".tmp", path)
+  return list(filled)

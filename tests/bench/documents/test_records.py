@@ -1,0 +1,93 @@
+"""A run folder's record: what is copied, what is left, record.json."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from switch_mtf.bench.documents import records
+from switch_mtf.bench.documents import runs_text
+
+
+def _run_folder(root):
+  run = os.path.join(root, "demo")
+  os.makedirs(os.path.join(run, "switch", "commands"))
+  for name, text in (("report.md", "# r\n\n## Runs\n\n| a |\n|---|\n| 1 |\n"),
+                     ("demo_timing.json", "[]"), ("loss.png", "png"),
+                     ("switch/operative_config.gin", "x = 1"),
+                     ("switch/commands/train.txt", "switch_mtf_transformer"),
+                     ("switch/model.ckpt-600.data-00000-of-00001", "big"),
+                     ("switch/events.out.tfevents.1", "big")):
+    with open(os.path.join(run, name), "w") as f:
+      f.write(text)
+  return run
+
+
+def test_import_copies_reports_configs_and_commands_not_checkpoints(
+    tmp_path, monkeypatch):
+  monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+  run = _run_folder(str(tmp_path))
+  dest = str(tmp_path / "record")
+  written = records.import_run(run, dest, "make demo", wall_seconds=61.5)
+  assert sorted(written) == sorted([
+      "report.md", "demo_timing.json", "loss.png",
+      "switch/operative_config.gin", "switch/commands/train.txt",
+      records.RECORD_FILE])
+  assert not os.path.exists(os.path.join(dest, "switch",
+                                         "events.out.tfevents.1"))
+  with open(os.path.join(dest, records.RECORD_FILE)) as f:
+    record = json.load(f)
+  assert record["command"] == "make demo"
+  assert record["wall_seconds"] == 61.5
+  assert record["models"] == ["switch"]
+  assert record["commit"] is None  # tmp_path is no git checkout
+  assert record["machine"]["cores"] >= 1
+  # The sections read it back.
+  assert runs_text.demo_runs(runs_text.RunRecord(dest)) == [
+      "| a |", "|---|", "| 1 |"]
+
+
+def test_a_folder_without_a_report_is_refused(tmp_path):
+  with pytest.raises(records.RecordError, match="no report.md"):
+    records.import_run(str(tmp_path), str(tmp_path / "out"), "make demo")
+  assert not os.path.exists(tmp_path / "out")
+
+
+def test_a_new_record_replaces_an_old_one_but_not_other_folders(tmp_path):
+  run = _run_folder(str(tmp_path))
+  dest = tmp_path / "record"
+  records.import_run(run, str(dest), "make demo")
+  (dest / "stale.png").write_text("old plot")
+  records.import_run(run, str(dest), "make demo")
+  assert not (dest / "stale.png").exists()
+  other = tmp_path / "notes"
+  other.mkdir()
+  (other / "keep.txt").write_text("mine")
+  with pytest.raises(records.RecordError, match="holds no record.json"):
+    records.import_run(run, str(other), "make demo")
+  assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_section_stops_at_the_next_heading_of_its_level():
+  lines = ["# t", "## A", "", "a1", "### sub", "s", "## B", "b"]
+  assert runs_text.section(lines, "## A") == ["a1", "### sub", "s"]
+  with pytest.raises(KeyError, match="no heading '## C'"):
+    runs_text.section(lines, "## C")
+
+
+def test_the_record_names_the_checkout_the_run_folder_lives_in(tmp_path):
+  def git(*args):
+    subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
+                   capture_output=True)
+  git("init", "-q")
+  (tmp_path / "tracked.txt").write_text("a")
+  git("add", "tracked.txt")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "-c",
+      "commit.gpgsign=false", "commit", "-qm", "c")
+  run = os.path.join(str(tmp_path), "output", "demo")
+  os.makedirs(run)
+  assert records.checkout_state(run)["dirty"] is False
+  assert len(records.checkout_state(run)["commit"]) == 40
+  (tmp_path / "tracked.txt").write_text("b")
+  assert records.checkout_state(run)["dirty"] is True

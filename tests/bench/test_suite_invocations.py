@@ -1,0 +1,42 @@
+"""Every measuring bench invocation records its wall-clock time and load."""
+
+import json
+import os
+import shutil
+
+from switch_mtf.bench import suite
+from switch_mtf.bench.common import invocations
+from tests import repo_paths
+
+
+def test_record_appends(tmp_path):
+  root = str(tmp_path / "results")
+  assert invocations.load(root) == []
+  invocations.record(root, {"command": "a"})
+  invocations.record(root, {"command": "b"})
+  with open(os.path.join(root, invocations.FILE)) as f:
+    assert [e["command"] for e in json.load(f)] == ["a", "b"]
+
+
+def test_run_records_its_invocation_but_report_only_does_not(tmp_path):
+  results = tmp_path / "results"
+  os.makedirs(results / "speed")
+  # Stored entries are kept (fresh or stale), so nothing is measured again.
+  shutil.copyfile(os.path.join(repo_paths.REPO_DIR, "results", "speed",
+                               "paper.json"), results / "speed" / "paper.json")
+  options = suite.Options(results_dir=str(results), parts=["paper"],
+                          command="python tools/bench.py --parts=paper")
+  suite.run(options, log=lambda message: None)
+  suite.run(suite.Options(results_dir=str(results), parts=["paper"],
+                          report_only=True), log=lambda message: None)
+  recorded = invocations.load(str(results))
+  assert len(recorded) == 1
+  entry = recorded[0]
+  assert entry["command"] == "python tools/bench.py --parts=paper"
+  assert entry["parts"] == ["paper"]
+  assert entry["wall_seconds"] >= 0
+  assert entry["results_stored"] == 0  # every entry was kept
+  assert not entry["quick"] and not entry["filtered"]
+  assert not entry["whole_bench"]  # one part of five
+  assert 0 <= entry["load"]["other_cpu_share_mean"] <= 1
+  assert len(entry["commit"]) == 40
