@@ -77,6 +77,7 @@ class Sections:
         "speed-paper": lambda: s.paper_table(self.speed),
         "speed-paper-summary": lambda: s.paper_summary(self.speed),
         "speed-profile": lambda: s.profile_lines(self.speed),
+        "speed-profile-gap": lambda: s.profile_gap(self.speed),
         "speed-provenance": lambda: s.provenance_lines(self.speed),
         "claims-sample-efficiency":
             lambda: c.sample_efficiency_table(self.claims),

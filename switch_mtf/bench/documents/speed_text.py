@@ -335,6 +335,37 @@ def profile_lines(results: SpeedResults, top: int = 5) -> List[str]:
   return lines
 
 
+_WEIGHT_GRADIENT = re.compile(r"/w[io]/einsum/gradients/einsum_1/")
+
+
+def profile_gap(results: SpeedResults) -> List[str]:
+  """Where the many-expert steps lose time: the expert weight gradients.
+
+  Their FLOPs do not depend on the number of experts (every token is one
+  row of one expert's gradient), so their time at 128 experts against 8
+  shows what the kernel does with many small matmuls.
+  """
+  entries = dict(results.stores["profile"].items())
+  lines = []
+  for kind in SWITCH_KINDS:
+    few = entries.get("%s/E8/cf1.0/G1024/N4096" % kind)
+    many = entries.get("%s/E128/cf1.0/G1024/N4096" % kind)
+    if not few or not many:
+      continue
+    def weight_gradients(entry):
+      return sum(ms for op, ms in entry["by_op"] if _WEIGHT_GRADIENT.search(op))
+    at_few, at_many = weight_gradients(few), weight_gradients(many)
+    if at_few <= 0:
+      continue
+    lines.append(
+        "- %s: the two expert weight-gradient einsums (`wi`, `wo`) take "
+        "%.0f ms per step at 128 experts against %.0f ms at 8, for the same "
+        "FLOPs (%.1f×); they are %.0f%% of the 128-expert step's op time." % (
+            kind, at_many, at_few, at_many / at_few,
+            100 * at_many / many["op_time_ms_per_step"]))
+  return lines
+
+
 def _stores_provenance(stores: Iterable[store_lib.ResultStore]
                        ) -> Dict[str, Any]:
   commits, dates, shares = set(), set(), []
