@@ -167,9 +167,12 @@ def sample_efficiency_findings(results: ClaimResults) -> List[str]:
           best["val_ce"]["mean"], wins, seeds,
           "fall monotonically" if monotone else "do not fall monotonically"),
       "- Significance: %s." % (
-          "%d of %d differences to dense are significant at 95%% (%s)" % (
+          "%d of %d differences to dense are significant at 95%% (%s); each "
+          "interval is taken on its own, and with %d comparisons about %.1f "
+          "would be significant by chance alone if experts did not matter" % (
               len(significant), len(switch),
-              ", ".join(label(c) for c in significant)) if significant else
+              ", ".join(label(c) for c in significant), len(switch),
+              0.05 * len(switch)) if significant else
           "no difference to dense is significant at 95%% with %d seeds" %
           seeds)]
 
