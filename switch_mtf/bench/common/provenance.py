@@ -46,19 +46,20 @@ def code_hash(parts: Sequence[str], package_dir: str = _PACKAGE_DIR) -> str:
   return digest.hexdigest()
 
 
-def git_state() -> Dict[str, Any]:
-  """Commit and dirty flag of the checkout (None outside a git checkout).
+def git_state(directory: str = _REPO_DIR) -> Dict[str, Any]:
+  """Commit and dirty flag of the checkout holding directory (None outside
+  a git checkout; default: this project's).
 
   Dirty means tracked files differ from the commit, outside results/ (which
   the benchmark itself writes).
   """
   def git(*args):
-    return subprocess.run(["git", "-C", _REPO_DIR, *args], check=True,
+    return subprocess.run(["git", "-C", directory, *args], check=True,
                           capture_output=True, text=True).stdout.strip()
   try:
     commit = git("rev-parse", "HEAD")
     changed = git("status", "--porcelain", "--untracked-files=no", "--",
-                  ".", ":(exclude)results")
+                  ":/", ":(exclude,top)results")
   except (OSError, subprocess.CalledProcessError):
     return {"commit": None, "dirty": None}
   return {"commit": commit, "dirty": bool(changed)}

@@ -12,9 +12,8 @@ import glob
 import json
 import os
 import shutil
-import subprocess
 import time
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 from switch_mtf.bench.common import provenance
 
@@ -26,20 +25,6 @@ _MODEL_FILES = ("operative_config.gin",)
 
 class RecordError(ValueError):
   """The run folder is not a finished demo run."""
-
-
-def checkout_state(run_dir: str) -> Dict[str, Any]:
-  """Commit and dirty flag of the git checkout holding run_dir."""
-  def git(*args):
-    return subprocess.run(["git", "-C", run_dir, *args], check=True,
-                          capture_output=True, text=True).stdout.strip()
-  try:
-    commit = git("rev-parse", "HEAD")
-    changed = git("status", "--porcelain", "--untracked-files=no", "--",
-                  ":/", ":(exclude,top)results")
-  except (OSError, subprocess.CalledProcessError):
-    return {"commit": None, "dirty": None}
-  return {"commit": commit, "dirty": bool(changed)}
 
 
 def import_run(run_dir: str, dest: str, command: str,
@@ -81,7 +66,7 @@ def import_run(run_dir: str, dest: str, command: str,
   record = {"command": command, "wall_seconds": wall_seconds,
             "run_dir": run_dir, "models": models,
             "imported": time.strftime("%Y-%m-%d %H:%M:%S"),
-            **checkout_state(run_dir), "machine": provenance.machine()}
+            **provenance.git_state(run_dir), "machine": provenance.machine()}
   with open(os.path.join(dest, RECORD_FILE), "w") as f:
     json.dump(record, f, indent=1, sort_keys=True)
     f.write("\n")

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.documents import records
 from switch_mtf.bench.documents import runs_text
 
@@ -87,7 +88,7 @@ def test_the_record_names_the_checkout_the_run_folder_lives_in(tmp_path):
       "commit.gpgsign=false", "commit", "-qm", "c")
   run = os.path.join(str(tmp_path), "output", "demo")
   os.makedirs(run)
-  assert records.checkout_state(run)["dirty"] is False
-  assert len(records.checkout_state(run)["commit"]) == 40
+  assert provenance.git_state(run)["dirty"] is False
+  assert len(provenance.git_state(run)["commit"]) == 40
   (tmp_path / "tracked.txt").write_text("b")
-  assert records.checkout_state(run)["dirty"] is True
+  assert provenance.git_state(run)["dirty"] is True
