@@ -130,6 +130,58 @@ def test_jitter_noises_the_router_input_only_and_only_in_training():
   np.testing.assert_allclose(evaluation.output, ref.output, atol=1e-5)
 
 
+def test_input_jitter_as_eval_policy_adds_no_noise_at_eval():
+  """Mesh TF's default eval policy is input_jitter; noise is training-only.
+
+  Fails if the jitter is applied whenever the policy is input_jitter (checked
+  by dropping `train and` from the condition in router.route).
+  """
+  rng = np.random.RandomState(5)
+  x = rng.randn(B, L, M).astype(np.float32)
+  weights = layer_harness.switch_weights(rng, M, E, H, scale=3.0)
+  make = lambda: layer_lib.Switch(  # pylint: disable=g-long-lambda
+      num_experts=E, hidden_size=H, group_size=32, capacity_factor_eval=4.0,
+      router_policy_eval="input_jitter", jitter_eps=0.1)
+  ref = numpy_reference.switch_layer(
+      x, weights[PREFIX + "/switch_gating/kernel"],
+      weights[PREFIX + "/wi/kernel"], weights[PREFIX + "/wo/kernel"],
+      group_size=32, capacity_factor=4.0)
+  evaluation = layer_harness.run_layer(make, x, weights=weights, runs=2,
+                                       mode=layer_harness.EVAL)
+  np.testing.assert_array_equal(*evaluation.outputs)
+  np.testing.assert_allclose(evaluation.output, ref.output, atol=1e-5)
+
+
+def test_jitter_multiplies_the_router_input_not_the_logits():
+  """Input noise scales both logits of two parallel router columns alike.
+
+  With column 1 = 0.999 x column 0 and positive logits, jittered inputs can
+  never make expert 1 win, while independent noise on the logits would pick
+  it for about half the tokens (checked by moving the jitter onto the
+  logits in router.route: the test fails).
+  """
+  rng = np.random.RandomState(6)
+  x = (np.abs(rng.randn(B, L, M)) + 0.1).astype(np.float32)
+  weights = layer_harness.switch_weights(rng, M, E, H)
+  kernel = np.zeros([M, E], np.float32)
+  kernel[:, 0] = 1.0
+  kernel[:, 1] = 0.999
+  weights[PREFIX + "/switch_gating/kernel"] = kernel
+  make = lambda: layer_lib.Switch(  # pylint: disable=g-long-lambda
+      num_experts=E, hidden_size=H, group_size=32, capacity_factor_train=4.0,
+      jitter_eps=0.1)
+  ref = numpy_reference.switch_layer(
+      x, kernel, weights[PREFIX + "/wi/kernel"],
+      weights[PREFIX + "/wo/kernel"], group_size=32, capacity_factor=4.0)
+  assert (ref.expert_index == 0).all()
+  train = layer_harness.run_layer(make, x, weights=weights, runs=3)
+  for out in train.outputs:
+    # Expert 0's output for every token, only the gate differs.
+    ratio = out / ref.output
+    np.testing.assert_array_less(np.ptp(ratio, axis=-1), 1e-4)
+  assert not np.array_equal(train.outputs[0], train.outputs[1])
+
+
 def test_input_dropout_policy_drops_router_inputs_in_training_only():
   rng = np.random.RandomState(3)
   x = rng.randn(B, L, M).astype(np.float32)
