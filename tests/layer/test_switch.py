@@ -76,6 +76,30 @@ def test_train_and_eval_capacity_differ_as_configured():
       min_capacity=1).kept).sum()
 
 
+def test_fractional_capacity_is_floored_in_the_layer():
+  """S * cf / E = 8 * 1.875 / 4 = 3.75 slots: the layer keeps 3, as Mesh TF.
+
+  Fails if capacity rounds (flaxformer) or takes the ceiling (checked by
+  replacing the floor in capacity.expert_capacity with round and with ceil).
+  """
+  rng, x, sequence_id = _inputs(seed=4, padded=False)
+  weights = layer_harness.switch_weights(rng, M, E, H)
+  weights[PREFIX + "/switch_gating/kernel"][:, 0] += 0.4
+  result = layer_harness.run_layer(
+      lambda: layer_lib.Switch(num_experts=E, hidden_size=H, group_size=8,
+                               capacity_factor_train=1.875,
+                               min_expert_capacity=1,
+                               router_policy_train="argmax"),
+      x, sequence_id, weights)
+  ref = _reference(x, sequence_id, weights, group_size=8,
+                   capacity_factor=1.875, min_capacity=1)
+  four_slots = _reference(x, sequence_id, weights, group_size=8,
+                          capacity_factor=2.0, min_capacity=1)
+  assert ref.capacity == 3 and four_slots.capacity == 4
+  assert ref.kept.sum() < four_slots.kept.sum()  # the fourth slot matters
+  np.testing.assert_allclose(result.output, ref.output, atol=1e-5)
+
+
 def test_bfloat16_activations_keep_a_float32_router():
   rng, x, sequence_id = _inputs(seed=2)
   weights = layer_harness.switch_weights(rng, M, E, H)
