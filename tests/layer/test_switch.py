@@ -221,6 +221,26 @@ def test_expert_dropout_applies_in_training_only():
       expert_dropout_rate=0.5)
   train = layer_harness.run_layer(make, x, sequence_id, weights, runs=2)
   assert not np.array_equal(*train.outputs)
+  # Each routed token's output must be gate * (mask * h / keep) @ wo for some
+  # 0/1 mask over the H hidden units, with about half the live units off:
+  # fails if the dropout hits another tensor, misses the 1/keep scaling or
+  # uses another rate (checked on mutants of experts.py).
+  ref = _reference(x, sequence_id, weights, group_size=8)
+  masks = np.array(np.meshgrid(*[[0, 1]] * H)).reshape(H, -1).T
+  dropped = live = 0
+  for out in train.outputs:
+    for t in zip(*np.nonzero(ref.kept)):
+      e = ref.expert_index[t]
+      h = np.maximum(x[t] @ weights[PREFIX + "/wi/kernel"][e], 0.0)
+      units = (h / 0.5)[:, None] * weights[PREFIX + "/wo/kernel"][e]
+      candidates = ref.gate[t] * (masks @ units)
+      errors = np.abs(candidates - out[t]).max(axis=-1)
+      best = np.argmin(errors)
+      assert errors[best] < 1e-4 * (1.0 + np.abs(out[t]).max()), t
+      on = h > 1e-3
+      dropped += int((masks[best] == 0)[on].sum())
+      live += int(on.sum())
+  assert live > 50 and 0.3 < dropped / live < 0.7, (dropped, live)
   evaluation = layer_harness.run_layer(make, x, sequence_id, weights,
                                        mode=layer_harness.EVAL)
   ref = _reference(x, sequence_id, weights, group_size=8,
