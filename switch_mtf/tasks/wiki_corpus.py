@@ -14,6 +14,7 @@ span-corruption task reads.
 """
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import html
@@ -168,17 +169,42 @@ def articles_to_gzip(articles: Sequence[Article]) -> bytes:
 
 
 def check_corpus_file(path: str) -> str:
-  """Returns `path` if it is a corpus file holding at least one article."""
+  """Returns `path` if every line is an article with page id and title.
+
+  The task's TensorFlow reader strips the first two fields blindly, so a line
+  without them would leak a title into the text (or lose text) silently;
+  hence the whole file is checked, once per file version.
+  """
   if not os.path.isfile(path):
     raise FileNotFoundError(
         f"Wikipedia corpus file {path} does not exist; rebuild it with "
         "`python tools/build_wiki_corpus.py`.")
-  opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rt", encoding="utf-8") as f:
-    if not f.readline().strip():
-      raise ValueError(
-          f"Wikipedia corpus file {path} is empty: it has no articles.")
+  stat = os.stat(path)
+  _check_corpus_lines(path, stat.st_mtime_ns, stat.st_size)
   return path
+
+
+@functools.lru_cache(maxsize=16)
+def _check_corpus_lines(path: str, unused_mtime_ns: int,
+                        unused_size: int) -> None:
+  """Raises a ValueError naming `path:line` for a line that is no article."""
+  opener = gzip.open if path.endswith(".gz") else open
+  articles = 0
+  with opener(path, "rt", encoding="utf-8") as f:
+    for line_number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      fields = line.rstrip("\n").split("\t")
+      if len(fields) < 3 or not fields[0].isdigit() or not fields[1].strip():
+        raise ValueError(
+            f"{path}:{line_number}: not a corpus article line; expected "
+            "`page_id <TAB> title <TAB> paragraph ...` with a numeric page "
+            f"id and a title, got {line[:80]!r}. Rebuild the corpus with "
+            "`python tools/build_wiki_corpus.py`.")
+      articles += 1
+  if not articles:
+    raise ValueError(
+        f"Wikipedia corpus file {path} is empty: it has no articles.")
 
 
 def read_corpus_lines(path: str) -> List[str]:

@@ -108,6 +108,28 @@ def test_wiki_prefix_lm_splits_a_document_into_prefix_and_continuation():
   assert inputs[:-1] + targets[:-1] == first_doc[:511]
 
 
+
+@pytest.mark.parametrize("bad_line", [
+    "\tSome title\tA paragraph.",  # no page id
+    "123\t\tA paragraph.",  # no title
+    "123\tSome title",  # no text
+    "Some title\tA paragraph.\tAnother.",  # title where the id goes
+    "just text",
+])
+def test_wiki_corpus_line_without_id_or_title_fails_with_file_and_line(
+    tmp_path, bad_line):
+  good = "42\tA title\tFirst paragraph.\tSecond paragraph."
+  path = str(tmp_path / wiki.SPLIT_FILES["validation"])
+  with gzip.open(path, "wt", encoding="utf-8") as f:
+    f.write("\n".join([good, good, bad_line, good]) + "\n")
+  with pytest.raises(ValueError, match=r"%s:3: not a corpus article line"
+                     % path):
+    wiki.corpus_file("validation", corpus_dir=str(tmp_path))
+  with gzip.open(path, "wt", encoding="utf-8") as f:
+    f.write("\n".join([good, "", good]) + "\n")
+  assert wiki.corpus_file("validation", corpus_dir=str(tmp_path)) == path
+
+
 # ------------------------------------------------------------ SuperGLUE
 
 # T5's published text formats (glue preprocessor: benchmark name, then the
