@@ -150,6 +150,45 @@ def test_bfloat16_router_ablation_runs_the_router_in_bfloat16():
                              rtol=5e-2)
 
 
+def _gates_seen_by_the_experts(router_dtype):
+  """Each routed token's gate, as output / (the reference's ungated output).
+
+  Float32 activations, so only the router's dtype rounds the gate.
+  """
+  rng, x, sequence_id = _inputs(seed=7, padded=False)
+  weights = layer_harness.switch_weights(rng, M, E, H, scale=3.0)
+  result = layer_harness.run_layer(
+      lambda: layer_lib.Switch(num_experts=E, hidden_size=H, group_size=32,
+                               capacity_factor_train=4.0,
+                               router_policy_train="argmax",
+                               router_dtype=router_dtype),
+      x, sequence_id, weights)
+  ref = _reference(x, sequence_id, weights, group_size=32,
+                   capacity_factor=4.0)
+  live = np.abs(ref.output).max(-1) > 1e-3
+  ratio = result.output[live] / ref.output[live]
+  same_expert = np.ptp(ratio, axis=-1) < 1e-4 * np.abs(ratio).max(-1)
+  assert same_expert.mean() > 0.8
+  return (ratio[same_expert].mean(-1) * ref.gate[live][same_expert]).astype(
+      np.float32)
+
+
+def _is_bfloat16_value(values):
+  rounded = values.astype(tf.bfloat16.as_numpy_dtype).astype(np.float32)
+  return np.abs(rounded - values) <= 1e-5 * np.abs(values)
+
+
+def test_bfloat16_router_rounds_the_gates_to_bfloat16():
+  """The ablation's gates carry bfloat16 precision; selective ones do not.
+
+  Fails if router_dtype is ignored (checked by building the router in
+  float32 whatever the knob says).
+  """
+  assert _is_bfloat16_value(_gates_seen_by_the_experts("bfloat16")).all()
+  assert _is_bfloat16_value(_gates_seen_by_the_experts("float32")).mean() < (
+      0.2)
+
+
 def test_unknown_router_dtype_is_refused():
   with pytest.raises(ValueError, match="router_dtype='float16'"):
     layer_lib.Switch(router_dtype="float16")
