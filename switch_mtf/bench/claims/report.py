@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import execute as claims_execute
+from switch_mtf.bench.claims import formatting
 from switch_mtf.bench.claims import paper
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.common import plots
@@ -14,41 +15,15 @@ from switch_mtf.bench.common import store as store_lib
 
 
 def _ms(spread: Optional[Dict[str, float]], digits: int = 3) -> str:
-  """mean ± std (n), or – if absent."""
-  if not spread:
-    return "–"
-  if spread["n"] == 1:
-    return "%.*f (n=1)" % (digits, spread["mean"])
-  return "%.*f ± %.*f (n=%d)" % (digits, spread["mean"], digits,
-                                 spread["std"], spread["n"])
+  return formatting.mean_std(spread, digits, show_n=True)
 
 
-def _interval(summary: Optional[Dict[str, Any]], digits: int = 3) -> str:
-  """mean [95% CI low, high], significant or not (n), or – if absent."""
-  if not summary:
-    return "–"
-  if summary["low"] is None:
-    return "%+.*f (n=1, no interval)" % (digits, summary["mean"])
-  return "%+.*f [%+.*f, %+.*f], %s (n=%d)" % (
-      digits, summary["mean"], digits, summary["low"], digits,
-      summary["high"], "significant" if summary["significant"]
-      else "not significant", summary["n"])
+def _interval(summary: Optional[Dict[str, Any]]) -> str:
+  return formatting.interval(summary, show_n=True)
 
 
 def _speedup(summary: Optional[Dict[str, Any]]) -> str:
-  """Speed-up with its interval, or how many seeds never reached dense."""
-  if not summary:
-    return "–"
-  if summary["reached"] < summary["seeds"]:
-    return "not reached in %d of %d seeds" % (
-        summary["seeds"] - summary["reached"], summary["seeds"])
-  interval = summary["interval"]
-  if interval["low"] is None:
-    return "%.2fx (n=1, no interval)" % interval["mean"]
-  return "%.2fx [%.2f, %.2f], %s (n=%d)" % (
-      interval["mean"], interval["low"], interval["high"],
-      "significant" if interval["significant"] else "not significant",
-      interval["n"])
+  return formatting.speedup(summary, show_n=True)
 
 
 def _seeds(row: Dict[str, Any]) -> str:

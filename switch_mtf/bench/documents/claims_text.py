@@ -7,9 +7,10 @@ t-intervals over the seeds; "not significant" when the interval holds 0.
 """
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from switch_mtf.bench.claims import analysis as claims_analysis
+from switch_mtf.bench.claims import formatting
 from switch_mtf.bench.claims import paper
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.common import provenance
@@ -72,42 +73,6 @@ def label(config: str) -> str:
   return config.replace("switch_", "Switch ").replace("_", " ")
 
 
-def mean_std(spread: Optional[Dict[str, float]], digits: int = 3,
-             percent: bool = False) -> str:
-  if not spread:
-    return "–"
-  scale, unit = (100.0, "%") if percent else (1.0, "")
-  if spread["n"] == 1:
-    return "%.*f%s (1 seed)" % (digits, scale * spread["mean"], unit)
-  return "%.*f%s ± %.*f%s" % (digits, scale * spread["mean"], unit, digits,
-                              scale * spread["std"], unit)
-
-
-def interval(summary: Optional[Dict[str, Any]], digits: int = 3) -> str:
-  if not summary:
-    return "–"
-  if summary["low"] is None:
-    return "%+.*f (1 seed, no interval)" % (digits, summary["mean"])
-  return "%+.*f [%+.*f, %+.*f], %s" % (
-      digits, summary["mean"], digits, summary["low"], digits,
-      summary["high"],
-      "significant" if summary["significant"] else "not significant")
-
-
-def speedup(summary: Optional[Dict[str, Any]]) -> str:
-  if not summary:
-    return "–"
-  if summary["reached"] < summary["seeds"]:
-    return "not reached in %d of %d seeds" % (
-        summary["seeds"] - summary["reached"], summary["seeds"])
-  ci = summary["interval"]
-  if ci["low"] is None:
-    return "%.2f× (1 seed)" % ci["mean"]
-  return "%.2f× [%.2f, %.2f], %s" % (
-      ci["mean"], ci["low"], ci["high"],
-      "significant" if ci["significant"] else "not significant")
-
-
 def _better(own: Dict[int, float], base: Dict[int, float]) -> Tuple[int, int]:
   seeds = sorted(set(own) & set(base))
   return sum(1 for s in seeds if own[s] < base[s]), len(seeds)
@@ -131,13 +96,15 @@ def sample_efficiency_table(results: ClaimResults) -> List[str]:
   for config, row in _by_experts(se["configs"]):
     if config == dense:
       lines.append("| %s | %d | %s | – | – | – |" % (
-          label(config), row.get("seeds_done", 0), mean_std(row["val_ce"])))
+          label(config), row.get("seeds_done", 0),
+          formatting.mean_std(row["val_ce"])))
       continue
     better, seeds = _better(per_seed.get(config, {}), per_seed.get(dense, {}))
     lines.append("| %s | %d | %s | %s | %d of %d | %s |" % (
-        label(config), row.get("seeds_done", 0), mean_std(row.get("val_ce")),
-        interval(row.get("val_ce_minus_dense")), better, seeds,
-        speedup(row.get("speedup_val"))))
+        label(config), row.get("seeds_done", 0),
+        formatting.mean_std(row.get("val_ce")),
+        formatting.interval(row.get("val_ce_minus_dense")), better, seeds,
+        formatting.speedup(row.get("speedup_val"))))
   return lines
 
 
@@ -188,11 +155,12 @@ def _ablation_rows(results: ClaimResults, claim: str
                             per_seed.get(baseline, {}))
     out.append((config, "| %s | %d | %d | %s | %s | %s | %s |" % (
         label(config), row.get("seeds_done", 0), row.get("diverged", 0),
-        mean_std(row.get("val_ce")),
-        "–" if config == baseline else interval(
+        formatting.mean_std(row.get("val_ce")),
+        "–" if config == baseline else formatting.interval(
             row.get("val_ce_minus_baseline")),
         "–" if config == baseline else "%d of %d" % (better, seeds),
-        mean_std(row.get("tokens_dropped_fraction"), 1, percent=True))))
+        formatting.mean_std(row.get("tokens_dropped_fraction"), 1,
+                            percent=True))))
   return out
 
 
@@ -221,7 +189,8 @@ def ablation_findings(results: ClaimResults) -> List[str]:
       if summary and summary["low"] is not None:
         total += 1
         if summary["significant"]:
-          significant.append("%s (%s)" % (label(config), interval(summary)))
+          significant.append("%s (%s)" % (label(config),
+                                          formatting.interval(summary)))
   return ["- %d of %d ablation differences to the baseline are significant "
           "at 95%%%s. Each interval is taken on its own: with %d "
           "comparisons, about %.1f would be significant by chance alone if "
@@ -253,9 +222,10 @@ def recipe_table(results: ClaimResults) -> List[str]:
   lines = ["| run (seed 0, 1500 steps) | val CE | final train loss |",
            "|---|---|---|"]
   for config, row in results.analysis["recipe"].items():
-    lines.append("| %s | %s | %s |" % (_RECIPE_LABELS.get(config, config),
-                                       mean_std(row.get("val_ce")),
-                                       mean_std(row.get("final_train_loss"))))
+    lines.append("| %s | %s | %s |" % (
+        _RECIPE_LABELS.get(config, config),
+        formatting.mean_std(row.get("val_ce")),
+        formatting.mean_std(row.get("final_train_loss"))))
   return lines
 
 
@@ -265,8 +235,8 @@ def finetune_table(results: ClaimResults) -> List[str]:
   for config, row in results.analysis["expert_dropout"].items():
     lines.append("| %s | %d | %s | %s |" % (
         label(config), row.get("seeds_done", 0),
-        mean_std(row.get("peak_accuracy"), 1),
-        mean_std(row.get("final_accuracy"), 1)))
+        formatting.mean_std(row.get("peak_accuracy"), 1),
+        formatting.mean_std(row.get("final_accuracy"), 1)))
   return lines
 
 
