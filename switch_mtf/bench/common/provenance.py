@@ -5,6 +5,7 @@ produced it, and so that a result whose code or gin files changed since is
 reported as stale instead of being silently reused (`stale_reasons`).
 """
 
+import functools
 import hashlib
 import os
 import platform
@@ -41,9 +42,17 @@ def code_hash(parts: Sequence[str], package_dir: str = _PACKAGE_DIR) -> str:
         for f in files if f.endswith(".py"))
     for path in paths:
       digest.update(os.path.relpath(path, package_dir).encode())
-      with open(path, "rb") as f:
-        digest.update(f.read())
+      stat = os.stat(path)
+      digest.update(_file_bytes(path, stat.st_mtime_ns, stat.st_size))
   return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_bytes(path: str, unused_mtime_ns: int, unused_size: int) -> bytes:
+  """A source file's bytes, read once per version: reports check every
+  stored entry's code hash."""
+  with open(path, "rb") as f:
+    return f.read()
 
 
 def git_state(directory: str = _REPO_DIR) -> Dict[str, Any]:
