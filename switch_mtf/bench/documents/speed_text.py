@@ -221,35 +221,41 @@ def _fits(result: Dict[str, Any], axis: str
   return out
 
 
+def _group_size_row(kind: str, fit: Dict[str, float], points) -> str:
+  return "| %s | %.0f / %.0f (G = %d / %d) | %.4f | %.2f |" % (
+      kind, points[0][1], points[-1][1], points[0][0], points[-1][0],
+      fit["slope"], fit["r2"])
+
+
+def _tokens_row(kind: str, fit: Dict[str, float], points) -> str:
+  return "| %s | %.1f | %.3f | %.1f / %.1f |" % (
+      kind, 1e3 * fit["slope"], fit["r2"], points[0][1], points[-1][1])
+
+
+# Block name prefix -> (swept axis, title, table header, row).
+_SWEEPS = {
+    "group_size/": (
+        "group_size", "Cost vs group size (%s, 4096 tokens; linear fit of ms "
+        "against G):", "| layer | ms at smallest / largest G | slope, ms per "
+        "token of G | R² |", _group_size_row),
+    "tokens/": (
+        "tokens", "Cost vs tokens per call (%s; linear fit of ms against "
+        "tokens):", "| layer | µs per token (fit slope) | R² | µs per token "
+        "at fewest / most tokens |", _tokens_row),
+}
+
+
 def sweeps(results: SpeedResults) -> List[str]:
   """Group-size and tokens sweeps: slopes and fits per layer kind."""
   lines = []
   for name, result in results.stores["layers"].items():
-    if name.startswith("group_size/"):
-      fits = _fits(result, "group_size")
-      lines += ["Cost vs group size (%s, 4096 tokens; linear fit of ms "
-                "against G):" % name, "",
-                "| layer | ms at smallest / largest G | slope, ms per token "
-                "of G | R² |", "|---|---|---|---|"]
-      for kind in layer_graph.KINDS:
-        if kind in fits:
-          fit, points = fits[kind]
-          lines.append("| %s | %.0f / %.0f (G = %d / %d) | %.4f | %.2f |" % (
-              kind, points[0][1], points[-1][1], points[0][0], points[-1][0],
-              fit["slope"], fit["r2"]))
-      lines.append("")
-    elif name.startswith("tokens/"):
-      fits = _fits(result, "tokens")
-      lines += ["Cost vs tokens per call (%s; linear fit of ms against "
-                "tokens):" % name, "",
-                "| layer | µs per token (fit slope) | R² | µs per token at "
-                "fewest / most tokens |", "|---|---|---|---|"]
-      for kind in layer_graph.KINDS:
-        if kind in fits:
-          fit, points = fits[kind]
-          lines.append("| %s | %.1f | %.3f | %.1f / %.1f |" % (
-              kind, 1e3 * fit["slope"], fit["r2"], points[0][1],
-              points[-1][1]))
+    for prefix, (axis, title, header, row) in _SWEEPS.items():
+      if not name.startswith(prefix):
+        continue
+      fits = _fits(result, axis)
+      lines += [title % name, "", header, "|---|---|---|---|"]
+      lines += [row(kind, *fits[kind]) for kind in layer_graph.KINDS
+                if kind in fits]
       lines.append("")
   return lines[:-1] if lines else ["No sweep blocks stored."]
 
