@@ -49,7 +49,8 @@ class Switch(transformer.TransformerLayer):
                activation: str = "relu",
                expert_dropout_rate: float = 0.0,
                dispatch_mode: str = dispatch.AUTO,
-               router_dtype: str = "float32"):
+               router_dtype: str = "float32",
+               decode_without_drops: bool = True):
     """Records hyper-parameters; defaults are the paper's / official code's.
 
     Args:
@@ -58,8 +59,7 @@ class Switch(transformer.TransformerLayer):
       group_size: maximum tokens per routing group (see capacity.py).
       capacity_factor_train: capacity factor in TRAIN mode.
       capacity_factor_eval: capacity factor in every other mode (eval,
-        scoring, decoding). Incremental decoding makes each step's batch
-        of tokens one group; >= num_experts avoids dropping them.
+        scoring, the encoder and the decoder's first pass when decoding).
       min_expert_capacity: lower bound on slots per expert per group.
       loss_coef: alpha of the load-balancing loss (paper §2.2).
       router_z_loss_coef: weight of the ST-MoE router z-loss; 0 = off. Mesh
@@ -79,6 +79,12 @@ class Switch(transformer.TransformerLayer):
       router_dtype: "float32" (selective precision, paper §2.4) or
         "bfloat16" (the router in the activation precision: the unstable
         ablation of the paper's Table 2).
+      decode_without_drops: incremental decoding routes one token per
+        sequence per step, so a group is the batch's tokens of one step, and
+        they tend to pick the same expert. True gives every expert the whole
+        group as capacity there, so decoding drops no token and yields what a
+        teacher-forced pass would; False applies capacity_factor_eval as Mesh
+        TF's MoE1D does (overflow tokens decode from the residual alone).
 
     Raises:
       ValueError: on any value the layer cannot run with.
@@ -123,6 +129,10 @@ class Switch(transformer.TransformerLayer):
     self.expert_dropout_rate = expert_dropout_rate
     self.dispatch_mode = dispatch.check_mode(dispatch_mode)
     self.router_dtype = router.check_router_dtype(router_dtype)
+    if not isinstance(decode_without_drops, bool):
+      raise ValueError("Switch.decode_without_drops=%r must be True or False."
+                       % (decode_without_drops,))
+    self.decode_without_drops = decode_without_drops
 
   def call(self, context: transformer.Context, x: mtf.Tensor,
            losses=None) -> mtf.Tensor:
@@ -146,7 +156,8 @@ class Switch(transformer.TransformerLayer):
           mtf.Dimension(context.length_dim.name, 1)] + x_shape.dims[-1:]))
       nonpadding = None
     with _sibling_variable_scope(VARIABLE_SCOPE) as layer_scope:
-      y, aux_loss = self._moe(context, x, nonpadding, layer_scope)
+      y, aux_loss = self._moe(context, x, nonpadding, layer_scope,
+                              incremental=not has_length_dim)
     if context.losses is not None:
       context.losses.append(aux_loss)
     if not has_length_dim:
@@ -154,7 +165,8 @@ class Switch(transformer.TransformerLayer):
     return y
 
   def _moe(self, context: transformer.Context, x: mtf.Tensor,
-           nonpadding, layer_scope: str) -> Tuple[mtf.Tensor, mtf.Tensor]:
+           nonpadding, layer_scope: str,
+           incremental: bool) -> Tuple[mtf.Tensor, mtf.Tensor]:
     """Groups tokens, routes, runs experts, combines; returns (y, aux)."""
     layout, mesh_shape = context.model.layout, context.model.mesh_shape
     self._check_mesh_split(layout, mesh_shape)
@@ -173,10 +185,14 @@ class Switch(transformer.TransformerLayer):
     group_dim = mtf.Dimension("group", group_size)
     grouped_dims = [outer_dim, groups_dim, group_dim]
     train = context.train
-    capacity_dim = mtf.Dimension("expert_capacity", capacity.expert_capacity(
-        group_size, self.num_experts,
-        self.capacity_factor_train if train else self.capacity_factor_eval,
-        self.min_expert_capacity))
+    if incremental and self.decode_without_drops:
+      slots = group_size
+    else:
+      slots = capacity.expert_capacity(
+          group_size, self.num_experts,
+          self.capacity_factor_train if train else self.capacity_factor_eval,
+          self.min_expert_capacity)
+    capacity_dim = mtf.Dimension("expert_capacity", slots)
 
     inputs = mtf.reshape(x, mtf.Shape(grouped_dims + [model_dim]))
     real = mtf.ones(x.mesh, mtf.Shape(token_dims), dtype=tf.float32)

@@ -246,15 +246,29 @@ def test_paper_init_scale_knob_reaches_router_and_experts():
                                err_msg=name)
 
 
-def test_incremental_decoding_without_length_dim():
+@pytest.mark.parametrize("without_drops", [True, False])
+def test_incremental_decoding_drops_no_token_unless_asked(without_drops):
+  """One decode step of 12 sequences: a group of 12 tokens, all to expert 0.
+
+  Under Mesh TF's rule the eval factor 2.0 gives 12 * 2 / 4 = 6 slots and
+  half the tokens overflow; by default every expert has all 12 slots.
+  """
+  batch = 12
   rng = np.random.RandomState(3)
-  x = rng.randn(B, 1, M).astype(np.float32)
+  x = np.abs(rng.randn(batch, 1, M)).astype(np.float32) + 0.1
   weights = layer_harness.switch_weights(rng, M, E, H)
+  weights[PREFIX + "/switch_gating/kernel"][:] = 0.0
+  weights[PREFIX + "/switch_gating/kernel"][:, 0] = 1.0  # all to expert 0
   result = layer_harness.run_layer(
-      lambda: layer_lib.Switch(num_experts=E, hidden_size=H), x,
+      lambda: layer_lib.Switch(num_experts=E, hidden_size=H,
+                               min_expert_capacity=1,
+                               decode_without_drops=without_drops), x,
       weights=weights, incremental=True)
-  ref = _reference(x, np.ones([B, 1], np.int32), weights,
-                   capacity_factor=2.0)
+  ref = _reference(x, np.ones([batch, 1], np.int32), weights,
+                   capacity_factor=float(E) if without_drops else 2.0,
+                   min_capacity=1)
+  assert ref.capacity == (batch if without_drops else 6)
+  assert ref.kept.sum() == (batch if without_drops else 6)
   np.testing.assert_allclose(result.output, ref.output, atol=1e-5)
 
 
