@@ -28,16 +28,12 @@ setup-torch: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r $(LOCK) -r $(TORCH_LOCK)
 	$(BIN)/python -m pip check
 
-# One pytest process per test module: TensorFlow 1 graph-mode switches
-# (eager execution off, resource variables, logical devices) and gin's lock
-# are process-wide, so modules must not inherit each other's state.
-# Exit code 5 = every test of a module is deselected (e.g. all slow).
+# One pytest process per test module, two modules at a time (tools/run_tests.py
+# says why); `make test PYTEST_ARGS=-x TEST_JOBS=1` passes flags through.
 TEST_MARKS ?= not slow
+TEST_JOBS ?= 2
 test: $(STAMP)
-	@failed=""; for module in $$(find tests -name "test_*.py" | sort); do \
-	  $(BIN)/python -m pytest -q -m "$(TEST_MARKS)" $(PYTEST_ARGS) $$module; \
-	  rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then failed="$$failed $$module"; fi; \
-	done; if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
+	$(BIN)/python tools/run_tests.py --marks="$(TEST_MARKS)" --jobs=$(TEST_JOBS) -- $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	$(MAKE) test TEST_MARKS=""

@@ -49,6 +49,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                       "stale in the reports).")
   parser.add_argument("--keep_checkpoints", action="store_true",
                       help="keep CLI model directories after a run.")
+  parser.add_argument("--unguarded", action="store_true",
+                      help="claim runs: " + "run Mesh TF's plain train_model instead of the guarded run "
+                      "(runs/reliable.gin: pre-flight checks, seeded init, "
+                      "resumed runs continue their data)")
   args = parser.parse_args(argv)
 
   import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
@@ -62,7 +66,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       work_dir=args.work_dir or suite.DEFAULT_WORK_DIR,
       parts=[p for p in args.parts.split(",") if p], threads=args.threads,
       report_only=args.report_only, keep_checkpoints=args.keep_checkpoints,
-      rerun_stale=args.rerun_stale,
+      rerun_stale=args.rerun_stale, unguarded=args.unguarded,
       jobs=args.jobs,
       run_filter=[r for r in args.runs.split(",") if r],
       block_filter=[b for b in args.blocks.split(",") if b],

@@ -61,6 +61,11 @@ def parse_args(argv):
     parser.add_argument("--" + name, action="append", default=[],
                         help="gin binding for %s, e.g. %s (repeatable)"
                         % (who, example))
+  parser.add_argument(
+      "--unguarded", action="store_true",
+      help="train with Mesh TF's plain train_model instead of the guarded "
+      "run (runs/reliable.gin): no pre-flight checks, unseeded weight init, "
+      "and a resumed phase rereads its data from the start")
   return parser.parse_args(argv)
 
 
@@ -81,7 +86,8 @@ def main(argv=None) -> int:
         expert_dropout_rate=args.expert_dropout_rate,
         checkpoint_every=args.checkpoint_every,
         finetune_checkpoint_every=args.finetune_checkpoint_every,
-        validation_batches=args.validation_batches, seed=args.seed))
+        validation_batches=args.validation_batches, seed=args.seed,
+        guarded=not args.unguarded))
     return 0
   return pipeline.run_tool("make demo", body)
 

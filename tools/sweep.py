@@ -48,6 +48,10 @@ def parse_args(argv):
   parser.add_argument("--eval_batches", type=int, default=0,
                       help="also measure the validation loss on this many "
                       "batches (local runs)")
+  parser.add_argument("--unguarded", action="store_true",
+                      help="run Mesh TF's plain train_model instead of the guarded run "
+                      "(runs/reliable.gin: pre-flight checks, seeded init, "
+                      "resumed runs continue their data)")
   parser.add_argument("--summarize", action="store_true",
                       help="only print the table of existing runs")
   tpu = parser.add_argument_group("Cloud TPU (print commands)")
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
           layout_gin=args.layout_gin, mixture=args.mixture,
           accelerator_type=args.accelerator_type,
           pretrain_steps=args.train_steps, gin_params=tuple(args.gin_param),
-          num_cores=args.num_cores)
+          num_cores=args.num_cores, guarded=not args.unguarded)
       jobs = sweep.tpu_jobs(template, points)
       if args.summarize:
         print(sweep.write_summary(args.sweep_dir, points,
@@ -88,7 +92,8 @@ def main(argv=None) -> int:
         sweep_dir=args.sweep_dir, points=tuple(points),
         gin_files=tuple(args.gin_file or DEFAULT_GIN_FILES),
         mixture=args.mixture, train_steps=args.train_steps,
-        gin_params=tuple(args.gin_param), eval_batches=args.eval_batches)
+        gin_params=tuple(args.gin_param), eval_batches=args.eval_batches,
+        guarded=not args.unguarded)
     if args.summarize:
       print(sweep.write_summary(args.sweep_dir, points,
                                 [local.model_dir(p) for p in points]))

@@ -61,6 +61,10 @@ def parse_args(argv):
                       help="--t5_tfds_data_dir for the CLI")
   parser.add_argument("--executable", default=defaults.executable,
                       help="the CLI to call (default: %(default)s)")
+  parser.add_argument("--unguarded", action="store_true",
+                      help="pretrain and fine-tune with " + "Mesh TF's plain train_model instead of the guarded run "
+                      "(runs/reliable.gin: pre-flight checks, seeded init, "
+                      "resumed runs continue their data)")
   parser.add_argument("--run", action="store_true",
                       help="run the commands instead of printing them")
   return parser.parse_args(argv)
@@ -81,7 +85,8 @@ def main(argv=None) -> int:
         pretrain_gins=tuple(args.pretrain_gin),
         finetune_gins=tuple(args.finetune_gin),
         gin_params=tuple(args.gin_param), num_cores=args.num_cores,
-        tfds_data_dir=args.tfds_data_dir, executable=args.executable)
+        tfds_data_dir=args.tfds_data_dir, executable=args.executable,
+        guarded=not args.unguarded)
     layout = tpu_commands.check_layout(job)
   except (layout_check.LayoutError, ValueError, IOError) as error:
     print("tpu_launch: %s" % error, file=sys.stderr)

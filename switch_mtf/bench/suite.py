@@ -90,6 +90,7 @@ class Options:
   block_filter: Sequence[str] = ()  # fnmatch patterns of speed block names
   command: Optional[str] = None
   rerun_stale: bool = False  # measure stale stored results again
+  unguarded: bool = False  # claim runs without runs/reliable.gin
 
 
 def _dirs(options: Options) -> Dict[str, str]:
@@ -226,7 +227,8 @@ def _run_parts(options: Options, parts: Sequence[str],
     plan = claims_plan.claims(budget)
     runs_store = store("runs", dirs["claims"])
     if not options.report_only:
-      launcher = claims_runs.Launcher(os.path.abspath(options.work_dir), log)
+      launcher = claims_runs.Launcher(os.path.abspath(options.work_dir), log,
+                                      guarded=not options.unguarded)
       planned = claims_plan.ordered_runs(plan)
       runs = [r for r in planned if not options.run_filter or any(
           fnmatch.fnmatch(r.name, p) for p in options.run_filter)]

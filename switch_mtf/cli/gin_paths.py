@@ -6,6 +6,7 @@ directory once `switch_mtf` is imported.
 """
 
 import os
+from typing import List
 
 import gin
 
@@ -18,6 +19,15 @@ _added_paths = set()
 # `runs/` is on sys.path (the working directory under pytest or `python -m`),
 # gin reads "runs/x.gin" as a resource of a Python package `runs` and fails.
 OUTPUT_ROOT = "output"
+# The guarded run (switch_mtf.training.reliable), which every run our tools
+# start uses unless asked not to.
+GUARDED_RUN_GIN = "runs/reliable.gin"
+
+
+def guard_flags(guarded: bool) -> List[str]:
+  """CLI flags for the guarded run; they go after the run's other gin files
+  (reliable.gin binds utils.run's training function)."""
+  return ["--gin_file=" + GUARDED_RUN_GIN] if guarded else []
 
 
 def gin_dir() -> str:

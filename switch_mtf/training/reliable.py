@@ -30,7 +30,7 @@ so enabling resource variables for that call is enough.
 
 import functools
 import inspect
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from absl import logging
 import gin
@@ -72,6 +72,35 @@ def _seeded(dataset_fn: Callable[..., Any], seed: int) -> Callable[..., Any]:
   logging.warning("%s takes no seed: its data order is not reproducible.",
                   getattr(dataset_fn, "__name__", dataset_fn))
   return dataset_fn
+
+
+def _bound(parameter: str) -> Tuple[bool, Any]:
+  """(whether gin binds `parameter`, its value)."""
+  try:
+    return True, gin.query_parameter(parameter)
+  except ValueError:
+    return False, None
+
+
+def resolve_seed(seed: Optional[int]) -> Optional[int]:
+  """The run's seed: ours if bound, else the data seed gin gives T5's
+  `mesh_train_dataset_fn`, else `seed` (default 0).
+
+  Our seed also seeds the data order, so a data seed binding alone keeps its
+  meaning; two different bindings are refused rather than one ignored.
+  """
+  ours_bound, _ = _bound("switch_mtf.reliable_train_model.seed")
+  data_bound, data_seed = _bound("mesh_train_dataset_fn.seed")
+  if not data_bound or data_seed is None:
+    return seed
+  if not ours_bound:
+    return data_seed
+  if data_seed != seed:
+    raise ValueError(
+        "reliable_train_model.seed = %r and mesh_train_dataset_fn.seed = %r "
+        "disagree; the guarded run seeds the data order with its own seed. "
+        "Bind one of them (or both to the same value)." % (seed, data_seed))
+  return seed
 
 
 def _mixture_or_task_name(train_dataset_fn: Callable[..., Any]
@@ -136,8 +165,9 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
     skip_seen_data: as in `utils.train_model`; runs/reliable.gin turns it
       on (`utils.run.skip_seen_data`, which `utils.run` passes here), so that
       a resumed run continues the data where its checkpoint left it.
-    seed: seed of the data order and of every random op; None keeps
-      TensorFlow's unseeded (irreproducible) behaviour.
+    seed: seed of the data order, the weight init and every random op;
+      None keeps TensorFlow's unseeded (irreproducible) behaviour. Unbound,
+      it is `mesh_train_dataset_fn.seed` when gin binds that (resolve_seed).
     check_data: read one example of every trained task before training.
     fall_back_to_previous_checkpoint: if the checkpoint to resume from is
       damaged, resume from the newest complete earlier one (the env variable
@@ -146,6 +176,7 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
       with a non-finite loss or router probabilities.
   """
   model_dir = estimator.model_dir
+  seed = resolve_seed(seed)
   check_before_training(estimator, vocabulary, sequence_length, dataset_split,
                         train_dataset_fn, check_data)
   resumed_from = checkpoint_guard.resume_point(
@@ -171,6 +202,14 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
     train_dataset_fn = _seeded(train_dataset_fn, seed)
     hooks.append(random_streams.ReproducibleRandomHook(
         seed, replay_from=run_start))
+  logging.info(
+      "Guarded training (switch_mtf.reliable_train_model, runs/reliable.gin):"
+      " pre-flight checks passed; seed %s; %s.", seed,
+      "starting in a new model dir" if resumed_from is None else
+      "resuming from step %d, the data %s" % (
+          resumed_from, "continued past the %d steps seen since step %d"
+          % (resumed_from - run_start, run_start) if skip_seen_data
+          else "starting over"))
   was_enabled = tf.resource_variables_enabled()
   tf.enable_resource_variables()
   try:

@@ -54,6 +54,10 @@ class DemoConfig:
   finetune_checkpoint_every: int = 100
   validation_batches: int = 20
   seed: int = 1234
+  # runs/reliable.gin on every phase: pre-flight checks, seeded init and
+  # random streams, a resumed phase continuing its data (False: Mesh TF's
+  # plain train_model).
+  guarded: bool = True
 
   def __post_init__(self):
     for name in ("pretrain_steps", "finetune_steps", "checkpoint_every",
@@ -78,10 +82,11 @@ def _params(*bindings: str) -> List[str]:
 
 
 def _model_flags(model_gin: str, run_gin: str, mixture: str,
-                 params: Sequence[str]) -> List[str]:
+                 params: Sequence[str], guarded: bool) -> List[str]:
   return ["--module_import=switch_mtf.tasks", "--gin_file=dataset.gin",
           "--gin_file=" + model_gin, "--gin_file=" + run_gin,
-          *_params("MIXTURE_NAME=%r" % mixture), *_params(*params)]
+          *gin_paths.guard_flags(guarded), *_params("MIXTURE_NAME=%r" % mixture),
+          *_params(*params)]
 
 
 def perplexity_eval_dirs(task: str) -> str:
@@ -106,7 +111,7 @@ def phases(config: DemoConfig) -> List[pipeline.Phase]:
         name="pretrain " + name, kind=pipeline.TRAIN,
         model_dir=config.model_dir(name),
         flags=_model_flags(gin_file, "runs/demo_pretrain.gin", config.task,
-                           pretrain_params + tuple(params)),
+                           pretrain_params + tuple(params), config.guarded),
         target_step=config.pretrain_steps))
   for name, gin_file, params in models:
     model_dir = config.model_dir(name)
@@ -114,7 +119,8 @@ def phases(config: DemoConfig) -> List[pipeline.Phase]:
         name="validation loss " + name, kind=pipeline.PERPLEXITY_EVAL,
         model_dir=model_dir,
         flags=_model_flags(gin_file, "runs/demo_pretrain.gin", config.task,
-                           pretrain_params + tuple(params)) + [
+                           pretrain_params + tuple(params),
+                           config.guarded) + [
                                "--gin_file=perplexity_eval.gin",
                                *_params(
                                    "utils.run.dataset_split='validation'",
@@ -143,13 +149,15 @@ def phases(config: DemoConfig) -> List[pipeline.Phase]:
       name="fine-tune switch on " + config.finetune_task,
       kind=pipeline.TRAIN, model_dir=finetune_dir,
       flags=_model_flags(config.switch_gin, "runs/demo_finetune.gin",
-                         config.finetune_task, finetune_params),
+                         config.finetune_task, finetune_params,
+                         config.guarded),
       target_step=total_steps))
   plan.append(pipeline.Phase(
       name="evaluate on %s validation" % config.evaluated_task,
       kind=pipeline.DECODE_EVAL, model_dir=finetune_dir,
       flags=_model_flags(config.switch_gin, "runs/demo_finetune.gin",
-                         config.evaluated_task, finetune_params) + [
+                         config.evaluated_task, finetune_params,
+                         config.guarded) + [
                              "--gin_file=runs/demo_eval.gin",
                              *_params("utils.run.eval_checkpoint_step=%d"
                                       % total_steps)],

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from switch_mtf.cli import checkpoints
 from switch_mtf.cli import events
+from switch_mtf.cli import gin_paths
 from switch_mtf.cli import pipeline
 from switch_mtf.cli import progress as cli_progress
 from switch_mtf.training import distill
@@ -148,6 +149,7 @@ def _student_flags(config: demo.DemoConfig, recipe: str,
   return ["--module_import=switch_mtf.tasks", "--gin_file=dataset.gin",
           "--gin_file=" + config.switch_gin,
           "--gin_file=runs/demo_pretrain.gin", "--gin_file=" + recipe,
+          *gin_paths.guard_flags(config.guarded),
           *["--gin_param=" + p for p in params]]
 
 

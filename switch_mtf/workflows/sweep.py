@@ -20,6 +20,7 @@ from typing import IO, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from switch_mtf.cli import checkpoints
+from switch_mtf.cli import gin_paths
 from switch_mtf.cli import pipeline
 
 POINT_CONFIG = "sweep_point.gin"
@@ -130,10 +131,12 @@ class LocalSweep:
   train_steps: int
   gin_params: Tuple[str, ...] = ()
   eval_batches: int = 0  # >0: validation loss of each point's last step
+  guarded: bool = True  # runs/reliable.gin after the sweep's gin files
 
   def base_flags(self) -> List[str]:
     return (["--module_import=switch_mtf.tasks"] +
             ["--gin_file=" + g for g in self.gin_files] +
+            gin_paths.guard_flags(self.guarded) +
             ["--gin_param=" + p for p in (
                 "MIXTURE_NAME=%r" % self.mixture,
                 "utils.run.train_steps=%d" % self.train_steps,

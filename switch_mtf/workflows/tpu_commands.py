@@ -15,6 +15,7 @@ import sys
 from typing import IO, List, Optional, Sequence, Tuple
 
 from switch_mtf.analysis import layout_check
+from switch_mtf.cli import gin_paths
 
 MODULE_IMPORT = "switch_mtf.tasks"
 STOCK_CLI = "t5_mesh_transformer"
@@ -41,6 +42,9 @@ class TpuJob:
   num_cores: Optional[int] = None  # default: from accelerator_type
   tfds_data_dir: str = ""
   executable: str = STOCK_CLI
+  # Training through runs/reliable.gin: pre-flight checks, verified
+  # checkpoints, seeded and resumable runs (False: Mesh TF's train_model).
+  guarded: bool = True
 
   def __post_init__(self):
     if not self.model_dir.startswith("gs://"):
@@ -115,8 +119,9 @@ def _base(job: TpuJob, model_dir: str) -> List[str]:
 def commands(job: TpuJob) -> List[Command]:
   """Pretrain, fine-tune, evaluate: in the order they must run."""
   total = job.pretrain_steps + job.finetune_steps
+  guard = [gin_paths.GUARDED_RUN_GIN] if job.guarded else []
   pretrain = _base(job, job.pretrain_dir) + _flags(
-      model_gins(job) + list(job.pretrain_gins),
+      model_gins(job) + list(job.pretrain_gins) + guard,
       topology_params(job) + ["MIXTURE_NAME=%r" % job.mixture,
                               "utils.run.train_steps=%d" % job.pretrain_steps,
                               *job.gin_params])
@@ -126,7 +131,7 @@ def commands(job: TpuJob) -> List[Command]:
           "%s/model.ckpt-%d" % (job.pretrain_dir, job.pretrain_steps)),
       "utils.run.train_steps=%d" % total, *job.gin_params]
   finetune = _base(job, job.finetune_dir) + _flags(
-      model_gins(job) + list(job.finetune_gins), finetune_params)
+      model_gins(job) + list(job.finetune_gins) + guard, finetune_params)
   evaluate = _base(job, job.finetune_dir) + _flags(
       model_gins(job) + list(job.finetune_gins) + ["eval.gin"],
       topology_params(job) + [

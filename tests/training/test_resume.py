@@ -2,10 +2,13 @@
 
 A reference run trains Switch-Tiny (with dropout and router jitter, so the
 random streams matter) for 20 steps with runs/reliable.gin. Other runs of
-the same command are killed with SIGKILL at random moments, including while
-a checkpoint is being written, and rerun until they finish; their final
-weights must equal the reference bit for bit, and every loss they print must
-be the reference's loss of that step. A damaged checkpoint stops the rerun
+the same command are killed with SIGKILL at moments drawn from a seed (set
+SWITCH_MTF_KILL_SEED to replay a failure): during start-up, mid-step,
+inside a checkpoint write, just after one. After every kill each complete
+checkpoint must equal the reference's of that step bit for bit, every loss
+a run printed must be the reference's loss of that step, and the finished
+runs' weights must equal the reference's; a failure names the kill moment
+and the first tensor that differs. A damaged checkpoint stops the rerun
 with its path, and is replaced by the previous one only when asked.
 """
 
@@ -32,6 +35,7 @@ FLAGS = (*cli_runs.TINY_TRAIN_FLAGS,
          "--gin_param=utils.run.save_checkpoints_steps=%d" % EVERY)
 # Mesh TF prints "step, tf_loss[<loss>][<global step>]" for every step; the
 # global step is read while the step updates it, so only the loss counts.
+KILL_SEED = int(os.environ.get("SWITCH_MTF_KILL_SEED", "2026"))
 _LOSS = re.compile(r"step, tf_loss\[([^\]]+)\]\[\d+\]\n")
 _TEMP = re.compile(r"^model\.ckpt-(\d+)_temp")
 
@@ -40,18 +44,32 @@ def _losses(log):
   return [float(v) for v in _LOSS.findall(log)]
 
 
-def _weights(model_dir):
-  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
+def _weights(checkpoint):
+  reader = tf.train.load_checkpoint(checkpoint)
   return {name: reader.get_tensor(name)
           for name in reader.get_variable_to_shape_map()}
 
 
-def _assert_bitwise_equal(model_dir, reference_dir):
-  ours, reference = _weights(model_dir), _weights(reference_dir)
-  assert sorted(ours) == sorted(reference)
-  differ = [n for n in reference if not np.array_equal(ours[n], reference[n])]
-  assert not differ, "%d of %d tensors differ, e.g. %s" % (
-      len(differ), len(reference), differ[:3])
+def _differences(checkpoint, reference_checkpoint):
+  """'' if bitwise equal, else how many tensors differ and the first."""
+  ours, reference = _weights(checkpoint), _weights(reference_checkpoint)
+  if sorted(ours) != sorted(reference):
+    return "other variables: %s" % sorted(set(ours) ^ set(reference))
+  differ = sorted(n for n in reference
+                  if not np.array_equal(ours[n], reference[n]))
+  if not differ:
+    return ""
+  first = differ[0]
+  where = np.argwhere(ours[first] != reference[first])[0]
+  return "%d of %d tensors differ; first %s at %s: %r vs %r" % (
+      len(differ), len(reference), first, tuple(where),
+      ours[first][tuple(where)], reference[first][tuple(where)])
+
+
+def _assert_bitwise_equal(model_dir, reference_dir, moment="the rerun"):
+  differences = _differences(tf.train.latest_checkpoint(model_dir),
+                             tf.train.latest_checkpoint(reference_dir))
+  assert not differences, "after %s: %s" % (moment, differences)
 
 
 def _files(model_dir):
@@ -122,7 +140,7 @@ def _writing_a_new_checkpoint(model_dir, log_text, first_step):
 
 
 def _rerun_and_check(model_dir, workdir, reference, killed, flags=FLAGS,
-                     run_start=0):
+                     run_start=0, moment="the kills"):
   """Reruns to the end; checks every run's losses and the final weights.
 
   `reference`: (model dir, losses) of the uninterrupted run, which started
@@ -141,38 +159,100 @@ def _rerun_and_check(model_dir, workdir, reference, killed, flags=FLAGS,
         proc.stdout)
   assert _losses(proc.stdout) == reference_losses[
       max(resume_step - run_start, 0):]
-  _assert_bitwise_equal(model_dir, reference_dir)
+  _assert_bitwise_equal(model_dir, reference_dir, moment)
 
 
 def test_kill_9_at_a_random_moment_then_rerun_is_bitwise_equal(reference,
                                                                tmp_path):
-  seed = random.randrange(2**32)
-  print("kill moment seed:", seed)  # shown on failure, to replay it
-  rng = random.Random(seed)
+  rng = random.Random(KILL_SEED)
   model_dir = str(tmp_path / "model")
   # During a random step of the second half, in or between checkpoints.
-  killed = _kill_when(model_dir, str(tmp_path),
-                      _after_step(rng.randint(6, STEPS - 1)),
-                      rng.uniform(0, 0.05))
-  assert killed is not None, "the run finished before the kill"
-  _rerun_and_check(model_dir, str(tmp_path), reference, [killed])
+  step, delay = rng.randint(6, STEPS - 1), rng.uniform(0, 0.05)
+  moment = "%.3f s after step %d (SWITCH_MTF_KILL_SEED=%d)" % (
+      delay, step, KILL_SEED)
+  killed = _kill_when(model_dir, str(tmp_path), _after_step(step), delay)
+  assert killed is not None, "the run finished before the kill " + moment
+  _rerun_and_check(model_dir, str(tmp_path), reference, [killed],
+                   moment="the kill " + moment)
+
+
+def _just_after_a_new_checkpoint(model_dir, log_text, first_step):
+  """The state file names a checkpoint the run wrote (the rename is done)."""
+  del log_text
+  return _latest_step(model_dir) > first_step
+
+
+def _right_away(model_dir, log_text, first_step):
+  """Start-up: imports, graph build, restore, the run-start record."""
+  del model_dir, log_text, first_step
+  return True
+
+
+def _draw_moment(rng):
+  """(kind, description, ready, delay in s) of one kill moment."""
+  kind = rng.choice(("start-up", "mid-step", "checkpoint write",
+                     "after a checkpoint"))
+  if kind == "start-up":
+    delay = rng.uniform(0.5, 8.0)
+    return kind, "%.2f s into start-up" % delay, _right_away, delay
+  if kind == "mid-step":
+    steps, delay = rng.randint(1, 4), rng.uniform(0, 0.05)
+    ready = lambda model_dir, log_text, first_step: len(_losses(log_text)) >= (
+        steps)
+    return (kind, "%.3f s after the run's step %d" % (delay, steps), ready,
+            delay)
+  delay = rng.uniform(0, 0.02)
+  if kind == "checkpoint write":
+    return (kind, "%.3f s into a checkpoint write" % delay,
+            _writing_a_new_checkpoint, delay)
+  return (kind, "%.3f s after a checkpoint" % delay,
+          _just_after_a_new_checkpoint, delay)
+
+
+def _check_checkpoints(model_dir, reference_dir, moment):
+  """Every complete checkpoint equals the reference's of its step."""
+  reference_steps = set(cli_runs.checkpoint_steps(reference_dir))
+  for step in cli_runs.checkpoint_steps(model_dir):
+    if step in reference_steps:
+      differences = _differences(
+          os.path.join(model_dir, "model.ckpt-%d" % step),
+          os.path.join(reference_dir, "model.ckpt-%d" % step))
+      assert not differences, "checkpoint %d after %s: %s" % (
+          step, moment, differences)
 
 
 @pytest.mark.slow
-def test_repeated_kills_including_during_checkpoint_writes(reference,
-                                                           tmp_path):
-  rng = random.Random(2026)
-  model_dir, killed = str(tmp_path / "model"), []
-  # Three kills inside checkpoint writes (the first one inside the very
-  # first save), then one at a random later step.
-  for ready in (_writing_a_new_checkpoint,) * 3 + (_after_step(rng.randint(
-      12, STEPS - 1)),):
-    result = _kill_when(model_dir, str(tmp_path), ready, 0.0)
-    if result is not None:
-      killed.append(result)
-  assert sum(writing for _, _, writing in killed) >= 2, (
-      "fewer than 2 kills landed inside a checkpoint write")
-  _rerun_and_check(model_dir, str(tmp_path), reference, killed)
+def test_seeded_kill_moments_including_inside_checkpoint_writes(reference,
+                                                                tmp_path):
+  """20 kills, in chains of reruns of one model dir until it finishes."""
+  rng = random.Random(KILL_SEED)
+  reference_dir, reference_losses = reference
+  landed, chain = [], 0
+  model_dir = str(tmp_path / "chain-0")
+  while len(landed) < 20:
+    kind, description, ready, delay = _draw_moment(rng)
+    moment = "kill %d, %s (chain %d, SWITCH_MTF_KILL_SEED=%d)" % (
+        len(landed) + 1, description, chain, KILL_SEED)
+    result = _kill_when(model_dir, str(tmp_path), ready, delay)
+    if result is None:  # the run finished first: the chain is complete
+      _assert_bitwise_equal(model_dir, reference_dir, moment)
+      chain += 1
+      model_dir = str(tmp_path / ("chain-%d" % chain))
+      continue
+    first_step, log, writing = result
+    landed.append("inside a checkpoint write" if writing else kind)
+    printed = _losses(log)
+    assert printed == reference_losses[first_step:first_step + len(printed)], (
+        "the run killed at %s printed other losses than the uninterrupted "
+        "run from step %d: the state it resumed from was wrong"
+        % (moment, first_step))
+    _check_checkpoints(model_dir, reference_dir, moment)
+  _rerun_and_check(model_dir, str(tmp_path), reference, [],
+                   moment="kill 20 (SWITCH_MTF_KILL_SEED=%d)" % KILL_SEED)
+  print("kills landed:", landed)
+  assert landed.count("inside a checkpoint write") >= 3, (
+      "fewer than 3 of the kills landed inside a checkpoint write: %s"
+      % landed)
 
 
 def test_damaged_checkpoint_stops_the_rerun_with_its_path(reference,

@@ -8,6 +8,7 @@ and a third run must skip the finished phase. The full six-phase demo is the
 slow test at the end.
 """
 
+import dataclasses
 import glob
 import os
 import signal
@@ -178,6 +179,11 @@ def test_plan_uses_the_real_cli_and_our_gin_files(tmp_path):
           in finetune.flags)
   assert "--gin_param=Switch.expert_dropout_rate=0.4" in finetune.flags
   assert "--gin_file=runs/demo_eval.gin" in evaluate.flags
+  for phase in plan:
+    assert "--gin_file=runs/reliable.gin" in phase.flags, phase.name
+  unguarded = demo.phases(dataclasses.replace(_config(str(tmp_path)),
+                                              guarded=False))
+  assert not any("--gin_file=runs/reliable.gin" in p.flags for p in unguarded)
 
 
 @pytest.mark.slow
@@ -208,6 +214,10 @@ def test_full_demo_writes_report_and_skips_everything_on_rerun(tmp_path):
                          timeout=600, check=False)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert rerun.stdout.count("already done") == 6
+  # Every training phase ran guarded (and said so in its log).
+  for phase in ("switch", "dense", "switch_finetune"):
+    log = open(os.path.join(run_dir, phase, "logs", "train.log")).read()
+    assert "Guarded training (switch_mtf.reliable_train_model" in log, phase
 
 
 def test_remaining_time_estimate_counts_undone_steps_and_phases(tmp_path):

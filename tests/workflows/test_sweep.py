@@ -1,6 +1,7 @@
 """tools/sweep.py: grid parsing and expansion, per-point model dirs and
 configs, local runs through the real CLI, TPU command printing."""
 
+import dataclasses
 import io
 import os
 import shlex
@@ -79,6 +80,7 @@ def test_tpu_mode_prints_one_checked_command_per_point(capsys):
     argv = shlex.split(block.split("\n", 1)[1])
     assert "--gin_param=Switch.num_experts=%d" % experts in argv
     assert "--gin_param=utils.run.train_steps=1000" in argv
+    assert "--gin_file=runs/reliable.gin" in argv
     assert ("--model_dir=gs://bucket/sweep/p%02d_num_experts-%d/pretrain"
             % (experts // 16, experts)) in argv
   # 12 experts do not divide over the 8-way batch dimension they are
@@ -99,6 +101,11 @@ def test_local_sweep_runs_each_point_in_its_own_dir(tmp_path):
                  "runs/demo_pretrain.gin"),
       mixture="wiki_span_corruption", train_steps=2,
       gin_params=TINY + ("utils.run.save_checkpoints_steps=2",))
+  # Right after the sweep's gin files (runs/reliable.gin goes last).
+  assert local.base_flags()[1 + len(local.gin_files)] == (
+      "--gin_file=runs/reliable.gin")
+  assert "--gin_file=runs/reliable.gin" not in dataclasses.replace(
+      local, guarded=False).base_flags()
   out = io.StringIO()
   table = local.run(out=out)
   assert "[1/2 train p00_capacity_factor_train-1.0]" in out.getvalue()
@@ -116,3 +123,5 @@ def test_local_sweep_runs_each_point_in_its_own_dir(tmp_path):
   again = io.StringIO()
   assert local.run(out=again) == table
   assert again.getvalue().count("already done") == 2
+  train_log = os.path.join(local.model_dir(points[0]), "logs", "train.log")
+  assert "Guarded training" in open(train_log).read()

@@ -76,6 +76,20 @@ def test_dry_run_prints_the_three_commands_with_the_flags_given(run_tool):
   assert "Dry run: nothing was started" in proc.stdout
 
 
+def test_training_is_guarded_unless_asked_not_to(run_tool):
+  mesh = "--gin_param=utils.run.mesh_shape='batch:8'"
+  guarded = _commands(run_tool(mesh).stdout)
+  unguarded = _commands(run_tool(mesh, "--unguarded").stdout)
+  for name in ("pretrain", "fine-tune"):
+    argv = guarded[name]
+    # After the run's own gin files, as runs/reliable.gin asks.
+    assert argv.index("--gin_file=runs/reliable.gin") > argv.index(
+        "--gin_file=runs/demo_pretrain.gin")
+    assert "--gin_file=runs/reliable.gin" not in unguarded[name]
+  assert "--gin_file=runs/reliable.gin" not in guarded["evaluate"]
+  assert [a for a in guarded["evaluate"]] == unguarded["evaluate"]
+
+
 def test_refuses_a_mesh_that_does_not_match_the_core_count(run_tool):
   proc = run_tool("--gin_param=utils.run.mesh_shape='batch:4,model:1'")
   assert proc.returncode == 2

@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from switch_mtf.bench.common import stats
+from switch_mtf.cli import gin_paths
 from switch_mtf.cli import progress as cli_progress
 
 PRETRAIN_MIXTURE = "wiki_span_corruption"
@@ -50,8 +51,9 @@ class Launcher:
   """Builds and runs the CLI commands of runs under a scratch directory."""
 
   def __init__(self, work_dir: str, log: Callable[[str], None] = print,
-               env: Optional[Dict[str, str]] = None):
+               env: Optional[Dict[str, str]] = None, guarded: bool = True):
     self.work_dir = work_dir
+    self.guarded = guarded  # runs/reliable.gin after the run's gin files
     self.log = log
     self.env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1",
                     CUDA_VISIBLE_DEVICES="", **(env or {}))
@@ -67,6 +69,7 @@ class Launcher:
         "--gin_file=dataset.gin",
         "--gin_file=" + run.model_gin,
         "--gin_file=" + run.recipe_gin,
+        *gin_paths.guard_flags(self.guarded),
         "--gin_param=MIXTURE_NAME = '%s'" % run.mixture,
         "--gin_param=mesh_train_dataset_fn.seed = %d" % (1000 + run.seed),
         "--gin_param=utils.run.train_steps = %d" % (init_steps

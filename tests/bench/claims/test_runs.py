@@ -30,3 +30,17 @@ def test_eval_log_parsing():
   assert claims_runs.parse_eval_log(log) == {
       250: {"global_step": 250.0, "loss": 4.5, "neg_log_perplexity": -5.25},
       300: {"eval/local_super_glue_rte/accuracy": 55.2}}
+
+
+def test_runs_are_guarded_and_seeded_unless_asked_not_to(tmp_path):
+  run = claims_runs.Run(name="r_s2", model_gin="models/t5_tiny.gin", seed=2)
+  guarded = claims_runs.Launcher(str(tmp_path)).train_command(run)
+  # After the model and recipe gin files, as runs/reliable.gin asks; the
+  # data seed binding seeds the guarded run too (reliable.resolve_seed).
+  assert guarded.index("--gin_file=runs/reliable.gin") == guarded.index(
+      "--gin_file=bench/pretrain_recipe.gin") + 1
+  assert "--gin_param=mesh_train_dataset_fn.seed = 1002" in guarded
+  unguarded = claims_runs.Launcher(str(tmp_path),
+                                   guarded=False).train_command(run)
+  assert [f for f in guarded if f != "--gin_file=runs/reliable.gin"] == (
+      unguarded)

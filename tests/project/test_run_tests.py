@@ -1,0 +1,71 @@
+"""tools/run_tests.py: every module in its own pytest process, failures named."""
+
+import json
+import os
+
+from tests import repo_paths
+
+run_tests = repo_paths.load_tool("run_tests")
+
+PASSING = "def test_a():\n  assert 1 + 1 == 2\n"
+FAILING = "def test_b():\n  assert 'x' == 'y', 'the failing module'\n"
+ONLY_SLOW = ("import pytest\n\n@pytest.mark.slow\n"
+             "def test_c():\n  assert False\n")
+# Module state must not leak: each module sees a fresh interpreter.
+LEAK_SET = "import os\nos.environ['LEAK'] = '1'\ndef test_d():\n  pass\n"
+LEAK_READ = ("import os\ndef test_e():\n"
+             "  assert 'LEAK' not in os.environ\n")
+
+
+def _suite(tmp_path, **modules):
+  for name, text in modules.items():
+    (tmp_path / ("test_%s.py" % name)).write_text(text)
+  return [str(tmp_path)]
+
+
+def test_failures_are_named_and_deselected_modules_pass(tmp_path, capsys,
+                                                       monkeypatch):
+  monkeypatch.setattr(run_tests, "DURATIONS_FILE",
+                      str(tmp_path / "durations.json"))
+  paths = _suite(tmp_path, a=PASSING, b=FAILING, c=ONLY_SLOW, d=LEAK_SET,
+                 e=LEAK_READ)
+  assert run_tests.main([*paths, "--jobs=2", "--record"]) == 1
+  out = capsys.readouterr().out
+  assert "FAILED modules: " in out
+  failed = out.split("FAILED modules: ")[1].split()
+  assert [os.path.basename(m) for m in failed] == ["test_b.py"]
+  assert "the failing module" in out  # its output is shown
+  recorded = json.load(open(tmp_path / "durations.json"))["not slow"]
+  # The all-deselected module passes and records no time.
+  assert sorted(os.path.basename(m) for m in recorded) == [
+      "test_a.py", "test_b.py", "test_d.py", "test_e.py"]
+
+
+def test_every_mark_runs_with_empty_marks(tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(run_tests, "DURATIONS_FILE",
+                      str(tmp_path / "durations.json"))
+  paths = _suite(tmp_path, a=PASSING, c=ONLY_SLOW)
+  assert run_tests.main([*paths, "--marks=", "--jobs=1"]) == 1
+  failed = capsys.readouterr().out.split("FAILED modules: ")[1].split()
+  assert [os.path.basename(m) for m in failed] == ["test_c.py"]
+
+
+def test_longest_recorded_module_starts_first(tmp_path, monkeypatch):
+  monkeypatch.setattr(run_tests, "DURATIONS_FILE",
+                      str(tmp_path / "durations.json"))
+  modules = ["a.py", "b.py", "c.py"]
+  run_tests.save_durations("not slow", {"a.py": 1.0, "b.py": 9.0})
+  started = []
+  class Fake:
+    def __init__(self, module, *unused):
+      started.append(module)
+      self.module = module
+      self.proc = self
+    def poll(self):
+      return 0
+    def finish(self):
+      return 0.0, 0, "1 passed"
+  monkeypatch.setattr(run_tests, "_Running", Fake)
+  run_tests.run(modules, "not slow", 1, [], False)
+  # c has no record (assumed long), then b (9 s), then a (1 s).
+  assert started == ["c.py", "b.py", "a.py"]
