@@ -28,9 +28,10 @@ read is a snapshot, and Mesh TF's variables are created inside `train()`,
 so enabling resource variables for that call is enough.
 """
 
+import contextlib
 import functools
 import inspect
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from absl import logging
 import gin
@@ -63,6 +64,46 @@ class _WithHooks:
 
   def __getattr__(self, name: str) -> Any:
     return getattr(self._estimator, name)
+
+
+@contextlib.contextmanager
+def checkpoints_without_graph() -> Iterator[None]:
+  """Saver hooks built inside write the lowered graph once, not four times.
+
+  Mesh TF's model_fn builds its own CheckpointSaverHook. Besides the graph
+  its summary writer puts in the events file (what TensorBoard shows), it
+  writes the whole lowered graph as graph.pbtxt, a second copy into the
+  events file and a .meta with every checkpoint; with this pinned protobuf's
+  pure-Python serialisation that takes, for Switch-Tiny on 2 CPU cores,
+  about 25 s before the first step and 5 s per checkpoint, more than the
+  training itself. Nothing restores from those copies. The hook class is
+  swapped for a subclass while training is set up, so Mesh TF's code and
+  the Estimator's isinstance checks see the class they expect.
+  """
+  original = tf.train.CheckpointSaverHook
+
+  class _SaverHookWithoutGraph(original):
+    """CheckpointSaverHook(save_graph_def=False) that also skips the graph
+    copy its first save adds to the events file."""
+
+    def __init__(self, *args, save_graph_def: bool = False, **kwargs):
+      super().__init__(*args, save_graph_def=save_graph_def, **kwargs)
+
+    def after_create_session(self, session, coord):
+      if self._save_graph_def:
+        super().after_create_session(session, coord)
+        return
+      # The base method without its graph writing: the checkpoint of the
+      # starting step, and the save timer started from it.
+      step = session.run(self._global_step_tensor)
+      self._save(session, step)
+      self._timer.update_last_triggered_step(step)
+
+  tf.train.CheckpointSaverHook = _SaverHookWithoutGraph
+  try:
+    yield
+  finally:
+    tf.train.CheckpointSaverHook = original
 
 
 def _seeded(dataset_fn: Callable[..., Any], seed: int) -> Callable[..., Any]:
@@ -151,7 +192,8 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
                          seed: Optional[int] = 0,
                          check_data: bool = True,
                          fall_back_to_previous_checkpoint: bool = False,
-                         max_consecutive_nonfinite_steps: int = 1) -> None:
+                         max_consecutive_nonfinite_steps: int = 1,
+                         save_graph: bool = False) -> None:
   """Same contract as `mesh_tensorflow.transformer.utils.train_model`.
 
   Args:
@@ -174,6 +216,10 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
       SWITCH_MTF_CHECKPOINT_FALLBACK=1 does the same); off, the run stops.
     max_consecutive_nonfinite_steps: stop after this many steps in a row
       with a non-finite loss or router probabilities.
+    save_graph: write every copy of the lowered graph Mesh TF writes
+      (graph.pbtxt, a .meta per checkpoint, two in the events file); off,
+      only the one TensorBoard shows, since the rest costs more than
+      training a small model (checkpoints_without_graph).
   """
   model_dir = estimator.model_dir
   seed = resolve_seed(seed)
@@ -213,13 +259,16 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
   was_enabled = tf.resource_variables_enabled()
   tf.enable_resource_variables()
   try:
-    mtf_utils.train_model(
-        _WithHooks(estimator, hooks, listeners), vocabulary, sequence_length,
-        batch_size, train_dataset_fn, train_steps, ensemble_inputs,
-        dataset_split=dataset_split, skip_seen_data=skip_seen_data,
-        seen_data_init_step=(seen_data_init_step if run_start is None
-                             else run_start),
-        checkpoint_input_pipeline=checkpoint_input_pipeline)
+    with (contextlib.nullcontext() if save_graph
+          else checkpoints_without_graph()):
+      mtf_utils.train_model(
+          _WithHooks(estimator, hooks, listeners), vocabulary,
+          sequence_length, batch_size, train_dataset_fn, train_steps,
+          ensemble_inputs, dataset_split=dataset_split,
+          skip_seen_data=skip_seen_data,
+          seen_data_init_step=(seen_data_init_step if run_start is None
+                               else run_start),
+          checkpoint_input_pipeline=checkpoint_input_pipeline)
   finally:
     if not was_enabled:
       tf.disable_resource_variables()
