@@ -188,29 +188,35 @@ def _right_away(model_dir, log_text, first_step):
   return True
 
 
-def _draw_moment(rng):
-  """(kind, description, ready, delay in s) of one kill moment."""
-  kind = rng.choice(("start-up", "mid-step", "checkpoint write",
-                     "after a checkpoint"))
+# Kill moments per run of the slow test, shuffled by the seed. A checkpoint
+# write lasts about 0.2 s, so some of those kills land just after it.
+MOMENTS = {"checkpoint write": 7, "start-up": 5, "mid-step": 4,
+           "after a checkpoint": 4}
+
+
+def _draw_moment(rng, kind):
+  """(description, ready, delay in s) of one kill moment of this kind."""
   if kind == "start-up":
     delay = rng.uniform(0.5, 8.0)
-    return kind, "%.2f s into start-up" % delay, _right_away, delay
+    return "%.2f s into start-up" % delay, _right_away, delay
   if kind == "mid-step":
     steps, delay = rng.randint(1, 4), rng.uniform(0, 0.05)
     ready = lambda model_dir, log_text, first_step: len(_losses(log_text)) >= (
         steps)
-    return (kind, "%.3f s after the run's step %d" % (delay, steps), ready,
-            delay)
-  delay = rng.uniform(0, 0.02)
+    return "%.3f s after the run's step %d" % (delay, steps), ready, delay
   if kind == "checkpoint write":
-    return (kind, "%.3f s into a checkpoint write" % delay,
+    delay = rng.uniform(0, 0.003)
+    return ("%.4f s into a checkpoint write" % delay,
             _writing_a_new_checkpoint, delay)
-  return (kind, "%.3f s after a checkpoint" % delay,
-          _just_after_a_new_checkpoint, delay)
+  delay = rng.uniform(0, 0.02)
+  return ("%.3f s after a checkpoint" % delay, _just_after_a_new_checkpoint,
+          delay)
 
 
 def _check_checkpoints(model_dir, reference_dir, moment):
   """Every complete checkpoint equals the reference's of its step."""
+  if not os.path.isdir(model_dir):  # killed before the run made it
+    return
   reference_steps = set(cli_runs.checkpoint_steps(reference_dir))
   for step in cli_runs.checkpoint_steps(model_dir):
     if step in reference_steps:
@@ -226,11 +232,14 @@ def test_seeded_kill_moments_including_inside_checkpoint_writes(reference,
                                                                 tmp_path):
   """20 kills, in chains of reruns of one model dir until it finishes."""
   rng = random.Random(KILL_SEED)
+  kinds = [kind for kind, n in MOMENTS.items() for _ in range(n)]
+  rng.shuffle(kinds)
   reference_dir, reference_losses = reference
   landed, chain = [], 0
   model_dir = str(tmp_path / "chain-0")
-  while len(landed) < 20:
-    kind, description, ready, delay = _draw_moment(rng)
+  while len(landed) < len(kinds):
+    kind = kinds[len(landed)]
+    description, ready, delay = _draw_moment(rng, kind)
     moment = "kill %d, %s (chain %d, SWITCH_MTF_KILL_SEED=%d)" % (
         len(landed) + 1, description, chain, KILL_SEED)
     result = _kill_when(model_dir, str(tmp_path), ready, delay)
@@ -248,7 +257,8 @@ def test_seeded_kill_moments_including_inside_checkpoint_writes(reference,
         % (moment, first_step))
     _check_checkpoints(model_dir, reference_dir, moment)
   _rerun_and_check(model_dir, str(tmp_path), reference, [],
-                   moment="kill 20 (SWITCH_MTF_KILL_SEED=%d)" % KILL_SEED)
+                   moment="kill %d (SWITCH_MTF_KILL_SEED=%d)"
+                   % (len(kinds), KILL_SEED))
   print("kills landed:", landed)
   assert landed.count("inside a checkpoint write") >= 3, (
       "fewer than 3 of the kills landed inside a checkpoint write: %s"
