@@ -50,9 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--keep_checkpoints", action="store_true",
                       help="keep CLI model directories after a run.")
   parser.add_argument("--unguarded", action="store_true",
-                      help="claim runs: " + "run Mesh TF's plain train_model instead of the guarded run "
-                      "(runs/reliable.gin: pre-flight checks, seeded init, "
-                      "resumed runs continue their data)")
+                      help="train the claim runs with Mesh TF's plain "
+                      "train_model instead of the guarded run "
+                      "(runs/reliable.gin).")
   args = parser.parse_args(argv)
 
   import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top

@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
 from switch_mtf.cli import events
+from switch_mtf.cli import gin_paths
 from switch_mtf.cli import pipeline
 from switch_mtf.workflows import demo
 
@@ -61,11 +62,8 @@ def parse_args(argv):
     parser.add_argument("--" + name, action="append", default=[],
                         help="gin binding for %s, e.g. %s (repeatable)"
                         % (who, example))
-  parser.add_argument(
-      "--unguarded", action="store_true",
-      help="train with Mesh TF's plain train_model instead of the guarded "
-      "run (runs/reliable.gin): no pre-flight checks, unseeded weight init, "
-      "and a resumed phase rereads its data from the start")
+  parser.add_argument("--unguarded", action="store_true",
+                      help=gin_paths.UNGUARDED_HELP)
   return parser.parse_args(argv)
 
 

@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=wrong-import-position
 from switch_mtf.cli import events
+from switch_mtf.cli import gin_paths
 from switch_mtf.cli import pipeline
 from switch_mtf.workflows import sweep
 from switch_mtf.workflows import tpu_commands
@@ -49,9 +50,7 @@ def parse_args(argv):
                       help="also measure the validation loss on this many "
                       "batches (local runs)")
   parser.add_argument("--unguarded", action="store_true",
-                      help="run Mesh TF's plain train_model instead of the guarded run "
-                      "(runs/reliable.gin: pre-flight checks, seeded init, "
-                      "resumed runs continue their data)")
+                      help=gin_paths.UNGUARDED_HELP)
   parser.add_argument("--summarize", action="store_true",
                       help="only print the table of existing runs")
   tpu = parser.add_argument_group("Cloud TPU (print commands)")

@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pylint: disable=wrong-import-position
 from switch_mtf.analysis import layout_check
 from switch_mtf.cli import events
+from switch_mtf.cli import gin_paths
 from switch_mtf.workflows import tpu_commands
 
 
@@ -62,9 +63,8 @@ def parse_args(argv):
   parser.add_argument("--executable", default=defaults.executable,
                       help="the CLI to call (default: %(default)s)")
   parser.add_argument("--unguarded", action="store_true",
-                      help="pretrain and fine-tune with " + "Mesh TF's plain train_model instead of the guarded run "
-                      "(runs/reliable.gin: pre-flight checks, seeded init, "
-                      "resumed runs continue their data)")
+                      help="pretrain and fine-tune: "
+                      + gin_paths.UNGUARDED_HELP)
   parser.add_argument("--run", action="store_true",
                       help="run the commands instead of printing them")
   return parser.parse_args(argv)

@@ -24,6 +24,13 @@ OUTPUT_ROOT = "output"
 GUARDED_RUN_GIN = "runs/reliable.gin"
 
 
+# The `--unguarded` flag's help, the same in every tool that has it.
+UNGUARDED_HELP = (
+    "train with Mesh TF's plain train_model instead of the guarded run "
+    "(%s): no pre-flight checks, unseeded weight init, and a resumed run "
+    "rereads its data from the start" % GUARDED_RUN_GIN)
+
+
 def guard_flags(guarded: bool) -> List[str]:
   """CLI flags for the guarded run; they go after the run's other gin files
   (reliable.gin binds utils.run's training function)."""

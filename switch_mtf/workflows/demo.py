@@ -85,8 +85,8 @@ def _model_flags(model_gin: str, run_gin: str, mixture: str,
                  params: Sequence[str], guarded: bool) -> List[str]:
   return ["--module_import=switch_mtf.tasks", "--gin_file=dataset.gin",
           "--gin_file=" + model_gin, "--gin_file=" + run_gin,
-          *gin_paths.guard_flags(guarded), *_params("MIXTURE_NAME=%r" % mixture),
-          *_params(*params)]
+          *gin_paths.guard_flags(guarded),
+          *_params("MIXTURE_NAME=%r" % mixture), *_params(*params)]
 
 
 def perplexity_eval_dirs(task: str) -> str:

@@ -33,9 +33,9 @@ FLAGS = (*cli_runs.TINY_TRAIN_FLAGS,
          "--gin_param=dropout_rate=0.1",
          "--gin_param=utils.run.train_steps=%d" % STEPS,
          "--gin_param=utils.run.save_checkpoints_steps=%d" % EVERY)
+KILL_SEED = int(os.environ.get("SWITCH_MTF_KILL_SEED", "2026"))
 # Mesh TF prints "step, tf_loss[<loss>][<global step>]" for every step; the
 # global step is read while the step updates it, so only the loss counts.
-KILL_SEED = int(os.environ.get("SWITCH_MTF_KILL_SEED", "2026"))
 _LOSS = re.compile(r"step, tf_loss\[([^\]]+)\]\[\d+\]\n")
 _TEMP = re.compile(r"^model\.ckpt-(\d+)_temp")
 
@@ -139,6 +139,18 @@ def _writing_a_new_checkpoint(model_dir, log_text, first_step):
              for m in map(_TEMP.match, _files(model_dir)) if m)
 
 
+def _check_printed_losses(first_step, log, reference_losses, moment,
+                          run_start=0):
+  """A killed run printed the reference's losses from the step it began at
+  (else the state it resumed from, left by the kill before, was wrong)."""
+  printed = _losses(log)
+  first = max(first_step - run_start, 0)
+  assert printed == reference_losses[first:first + len(printed)], (
+      "the run killed at %s printed other losses than the uninterrupted run "
+      "from step %d: the state it resumed from was wrong" % (moment,
+                                                              first_step))
+
+
 def _rerun_and_check(model_dir, workdir, reference, killed, flags=FLAGS,
                      run_start=0, moment="the kills"):
   """Reruns to the end; checks every run's losses and the final weights.
@@ -148,9 +160,8 @@ def _rerun_and_check(model_dir, workdir, reference, killed, flags=FLAGS,
   """
   reference_dir, reference_losses = reference
   for first_step, log, _ in killed:
-    printed = _losses(log)
-    first = max(first_step - run_start, 0)
-    assert printed == reference_losses[first:first + len(printed)]
+    _check_printed_losses(first_step, log, reference_losses, moment,
+                          run_start)
   resume_step = _latest_step(model_dir)
   proc = cli_runs.run_cli(model_dir, flags, cwd=workdir)
   assert proc.returncode == 0, proc.stdout[-4000:]
@@ -250,11 +261,7 @@ def test_seeded_kill_moments_including_inside_checkpoint_writes(reference,
       continue
     first_step, log, writing = result
     landed.append("inside a checkpoint write" if writing else kind)
-    printed = _losses(log)
-    assert printed == reference_losses[first_step:first_step + len(printed)], (
-        "the run killed at %s printed other losses than the uninterrupted "
-        "run from step %d: the state it resumed from was wrong"
-        % (moment, first_step))
+    _check_printed_losses(first_step, log, reference_losses, moment)
     _check_checkpoints(model_dir, reference_dir, moment)
   _rerun_and_check(model_dir, str(tmp_path), reference, [],
                    moment="kill %d (SWITCH_MTF_KILL_SEED=%d)"
