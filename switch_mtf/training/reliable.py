@@ -41,6 +41,7 @@ from tensorflow_estimator.python.estimator import run_config
 
 from switch_mtf.cli import gin_config
 from switch_mtf.training import checkpoint_guard
+from switch_mtf.training import execution_order
 from switch_mtf.training import numerics
 from switch_mtf.training import preflight
 from switch_mtf.training import random_streams
@@ -243,7 +244,8 @@ def reliable_train_model(estimator, vocabulary, sequence_length, batch_size,
                       "batch.", resumed_from)
   listeners.append(checkpoint_guard.ContinueFromSavedState())
   hooks = [numerics.NonFiniteGuard(model_dir,
-                                   max_consecutive_nonfinite_steps)]
+                                   max_consecutive_nonfinite_steps),
+           execution_order.FixedExecutionOrderHook()]
   if seed is not None:
     train_dataset_fn = _seeded(train_dataset_fn, seed)
     hooks.append(random_streams.ReproducibleRandomHook(
