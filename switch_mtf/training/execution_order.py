@@ -27,6 +27,7 @@ from switch_mtf.training import random_streams
 
 _INCREMENT_TYPES = ("AssignAddVariableOp", "AssignAdd")
 
+
 def while_frames(ops: Iterable[tf.Operation]) -> List[str]:
   """Names of the while loops (frames) the ops run in, sorted."""
   frames = set()
@@ -106,10 +107,7 @@ def increment_after_reads(graph: tf.Graph) -> int:
 
 def fix_execution_order(graph: tf.Graph) -> None:
   """Serializes loops with per-step random ops; orders the step increment."""
-  losses = tf.get_collection(tf.GraphKeys.LOSSES)
-  per_step = random_streams.ops_feeding(
-      losses, random_streams.stateful_random_ops(graph))
-  frames = while_frames(per_step)
+  frames = while_frames(random_streams.per_step_ops(graph))
   if frames:
     serialize_loops(graph, frames)
     logging.info("Iterations of %s run one at a time so that their random "

@@ -84,6 +84,12 @@ def ops_feeding(tensors: Iterable[tf.Tensor],
   return sorted(found, key=lambda op: op.name)
 
 
+def per_step_ops(graph: tf.Graph) -> List[tf.Operation]:
+  """The stateful random ops the graph's losses draw from at every step."""
+  return ops_feeding(graph.get_collection(tf.GraphKeys.LOSSES),
+                     stateful_random_ops(graph))
+
+
 def in_loop(op: tf.Operation) -> bool:
   # pylint: disable-next=protected-access
   return op._get_control_flow_context() is not None
@@ -111,8 +117,7 @@ class ReproducibleRandomHook(tf.train.SessionRunHook):
   def begin(self):
     graph = tf.get_default_graph()
     fix_seeds(graph, self._seed)
-    losses = tf.get_collection(tf.GraphKeys.LOSSES)
-    self._per_step_ops = ops_feeding(losses, stateful_random_ops(graph))
+    self._per_step_ops = per_step_ops(graph)
     looped = [op.name for op in self._per_step_ops if in_loop(op)]
     if looped:
       # Ops inside the microbatch loop run several times per step and cannot

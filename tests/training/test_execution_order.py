@@ -33,8 +33,7 @@ def _loop_draws(serialize: bool):
     tf.set_random_seed(1)
 
     def body(i, draws):
-      wait = tf.cond(tf.equal(i, 0), lambda: _slow(),
-                     lambda: tf.constant(0.0))
+      wait = tf.cond(tf.equal(i, 0), _slow, lambda: tf.constant(0.0))
       with tf.control_dependencies([wait]):
         draw = tf.random.uniform([8], seed=5)
       return i + 1, draws.write(i, draw)

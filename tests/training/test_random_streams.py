@@ -72,9 +72,8 @@ def _model(seed):
 
 
 def test_per_step_ops_are_the_losss_random_ops_not_initializers():
-  graph, _, loss = _model(seed=1)
-  per_step = random_streams.ops_feeding(
-      [loss], random_streams.stateful_random_ops(graph))
+  graph, _, _ = _model(seed=1)
+  per_step = random_streams.per_step_ops(graph)
   assert [op.type for op in per_step] == ["RandomUniform"]
   assert "dropout" in per_step[0].name
   assert len(random_streams.stateful_random_ops(graph)) == 2
@@ -83,8 +82,7 @@ def test_per_step_ops_are_the_losss_random_ops_not_initializers():
 def _run(steps, replayed_steps=0):
   """Losses of `steps` steps of a fresh process that first replays some."""
   graph, w, loss = _model(seed=3)
-  per_step = random_streams.ops_feeding(
-      [loss], random_streams.stateful_random_ops(graph))
+  per_step = random_streams.per_step_ops(graph)
   with tf.Session(graph=graph) as session:
     session.run(w.initializer)
     random_streams.replay(session, per_step, replayed_steps)
