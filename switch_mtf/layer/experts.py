@@ -13,9 +13,13 @@ rule it is a no-op. Weights: [experts, d_model, expert_hidden] and
 (gin: `VarianceScalingInitializer.scale = 0.1` is the paper's init).
 """
 
-from typing import List, Union
+import functools
+from typing import List, Optional, Union
 
 import mesh_tensorflow as mtf
+import tensorflow.compat.v1 as tf
+
+from switch_mtf.layer import expert_matmul
 
 EXPERTS = "experts"
 EXPERT_HIDDEN = "expert_hidden"
@@ -71,24 +75,58 @@ def run_experts(expert_inputs: mtf.Tensor,
 
   x = _relayout(expert_inputs, [outer_dim, experts_dim, groups_unsplit_dim,
                                 capacity_dim], model_dim, split_model_dim)
-  # A leading size-1 outer_batch dim makes every expert weight-gradient
-  # einsum transpose both operands on CPU ("abcde,abcdf->bfe"): drop it.
-  squeeze = outer_dim.size == 1
-  if squeeze:
+  # A leading size-1 outer_batch dim (every mesh but TPU's outer batch)
+  # leaves [experts, ...] operands, which expert_matmul multiplies with
+  # tf.matmul forward and backward; otherwise Mesh TF's einsum layers.
+  if outer_dim.size == 1:
     x = mtf.reshape(x, mtf.Shape(x.shape.dims[1:]))
-  h = mtf.layers.dense_product(
-      x, reduced_dims=[model_dim], new_dims=[hidden_dim],
-      expert_dims=[experts_dim], activation_functions=activation_functions,
-      use_bias=False, variable_dtype=variable_dtype, name="wi")
-  if dropout_rate:
-    h = mtf.dropout(h, is_training=train, keep_prob=1.0 - dropout_rate)
-  y = mtf.layers.dense(
-      h, model_dim, reduced_dims=[hidden_dim], expert_dims=[experts_dim],
-      use_bias=False, variable_dtype=variable_dtype, name="wo")
-  if squeeze:
+    h = _expert_dense_product(
+        x, hidden_dim, (activation_functions
+                        if isinstance(activation_functions, list)
+                        else [activation_functions]), variable_dtype, "wi")
+    if dropout_rate:
+      h = mtf.dropout(h, is_training=train, keep_prob=1.0 - dropout_rate)
+    y = _expert_dense_product(h, model_dim, [None], variable_dtype, "wo")
     y = mtf.reshape(y, mtf.Shape([outer_dim] + y.shape.dims))
+  else:
+    h = mtf.layers.dense_product(
+        x, reduced_dims=[model_dim], new_dims=[hidden_dim],
+        expert_dims=[experts_dim], activation_functions=activation_functions,
+        use_bias=False, variable_dtype=variable_dtype, name="wi")
+    if dropout_rate:
+      h = mtf.dropout(h, is_training=train, keep_prob=1.0 - dropout_rate)
+    y = mtf.layers.dense(
+        h, model_dim, reduced_dims=[hidden_dim], expert_dims=[experts_dim],
+        use_bias=False, variable_dtype=variable_dtype, name="wo")
   return _relayout(y, [outer_dim, experts_unsplit_dim, groups_dim,
                        capacity_dim], model_dim, split_model_dim)
+
+
+def _expert_dense_product(x: mtf.Tensor, new_dim: mtf.Dimension,
+                          activation_functions: List[Optional[str]],
+                          variable_dtype: mtf.VariableDType,
+                          name: str) -> mtf.Tensor:
+  """mtf.layers.dense_product without bias for [experts, ..., d_in] inputs.
+
+  The same kernels (names, shapes, initializer, unit scaling) as Mesh TF's
+  layer, multiplied by expert_matmul instead of mtf.einsum.
+  """
+  experts_dim, reduced_dim = x.shape.dims[0], x.shape.dims[-1]
+  output_shape = mtf.Shape(x.shape.dims[:-1] + [new_dim])
+  factors = []
+  for i, activation in enumerate(activation_functions):
+    scope = "%s_%d" % (name, i) if len(activation_functions) > 1 else name
+    kernel = mtf.layers.get_dense_kernel_weights(
+        x, [new_dim], [reduced_dim], [experts_dim], kernel_initializer=None,
+        name=scope, variable_dtype=variable_dtype)
+    with tf.variable_scope(scope):
+      y = expert_matmul.expert_matmul(x, kernel, output_shape)
+    if mtf.layers.unit_scaling_convention():
+      y *= reduced_dim.size ** -0.5
+    if activation not in (None, "linear"):
+      y = getattr(mtf, activation)(y)
+    factors.append(y)
+  return functools.reduce(mtf.multiply, factors)
 
 
 def _relayout(x: mtf.Tensor, leading_dims: List[mtf.Dimension],

@@ -341,7 +341,11 @@ def profile_lines(results: SpeedResults, top: int = 5) -> List[str]:
   return lines
 
 
-_WEIGHT_GRADIENT = re.compile(r"/w[io]/einsum/gradients/einsum_1/")
+# The second gradient of each expert product is the weight gradient, lowered
+# from mtf.einsum or (runs since the fix) from expert_matmul.
+_WEIGHT_GRADIENT = re.compile(
+    r"/w[io]/(einsum/gradients/einsum|expert_matmul/gradients/expert_matmul)"
+    r"_1/")
 
 
 def profile_gap(results: SpeedResults) -> List[str]:
