@@ -1,5 +1,7 @@
 """The two dispatch modes agree: same outputs, loss and training step."""
 
+import mesh_tensorflow as mtf
+from mesh_tensorflow import placement_mesh_impl
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -114,3 +116,43 @@ def test_explicit_modes_ignore_the_device(mode):
   with dispatch.assume_tpu():
     assert dispatch.resolve_mode(mode) == mode
   assert dispatch.resolve_mode(mode) == mode
+
+
+def test_trash_tokens_read_zero_whatever_the_slots_hold():
+  # Slot 0 holds NaN and inf (an overflowed expert output): a dropped token,
+  # which reads no slot, still gets exactly 0, and its gradient goes nowhere.
+  num_experts, capacity, model = 2, 2, 3
+  slots_np = np.arange(num_experts * capacity * model, dtype=np.float32)
+  slots_np = slots_np.reshape([1, num_experts, 1, capacity, model])
+  slots_np[0, 0, 0, 0] = [np.nan, np.inf, -np.inf]
+  # Tokens 0..3 take slots 3, 0, trash, 1 (slot = expert * C + position).
+  slot_np = np.array([[[3, 0, num_experts * capacity, 1]]], np.int32)
+  with tf.Graph().as_default():
+    mesh = mtf.Mesh(mtf.Graph(), "mesh")
+    outer, experts_dim, groups, cap, group, model_dim = (
+        mtf.Dimension(n, s) for n, s in [
+            ("outer_batch", 1), ("expert_unsplit", num_experts),
+            ("batch", 1), ("expert_capacity", capacity), ("group", 4),
+            ("d_model", model)])
+    slots = mtf.import_fully_replicated(
+        mesh, tf.constant(slots_np),
+        mtf.Shape([outer, experts_dim, groups, cap, model_dim]))
+    slot = mtf.import_fully_replicated(mesh, tf.constant(slot_np),
+                                       mtf.Shape([outer, groups, group]))
+    tokens = dispatch._from_slots(  # pylint: disable=protected-access
+        slots, slot, mtf.Shape([outer, groups, group, model_dim]))
+    d_slots = mtf.gradients([mtf.reduce_sum(tokens)], [slots])[0]
+    mesh_impl = placement_mesh_impl.PlacementMeshImpl(
+        mtf.Shape([]), mtf.LayoutRules([]), [""])
+    lowering = mtf.Lowering(mesh.graph, {mesh: mesh_impl})
+    fetches = [lowering.export_to_tf_tensor(t) for t in (tokens, d_slots)]
+    with tf.Session() as session:
+      out, grad = session.run(fetches)
+  flat = slots_np.reshape([-1, model])
+  np.testing.assert_array_equal(out[0, 0, 0], flat[3])
+  np.testing.assert_array_equal(out[0, 0, 1], flat[0])
+  np.testing.assert_array_equal(out[0, 0, 2], np.zeros(model))
+  np.testing.assert_array_equal(out[0, 0, 3], flat[1])
+  # Each slot read by one token gets gradient 1; slot 2 (unread) gets 0.
+  np.testing.assert_array_equal(
+      grad.reshape([-1, model]).sum(-1), [model, model, 0, model])

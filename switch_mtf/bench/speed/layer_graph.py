@@ -6,7 +6,11 @@ Transformer calls it (LayerStack -> sublayer -> scope named after the class)
 on a one-device placement mesh, in its own tf.Graph and Session, so that one
 process can hold several and time them round-robin. One step = forward,
 backward and an SGD update of loss = sum(y * T) / tokens + aux loss, with T a
-fixed random tensor (the anchor's Method A).
+fixed random tensor (the anchor's Method A). The update is TensorFlow's fused
+ApplyGradientDescent on each weight slice (read weight and gradient, write
+weight: what flops.train_bytes counts), not Mesh TF's SgdOptimizer, whose
+assign_sub writes two temporaries of every weight; at 128 experts those cost
+more than the layer's own matmuls, and they would be billed to the layer.
 """
 
 import dataclasses
@@ -19,6 +23,8 @@ from mesh_tensorflow.transformer import transformer
 from mesh_tensorflow.transformer import transformer_layers
 import numpy as np
 import tensorflow.compat.v1 as tf
+from tensorflow.python.ops import resource_variable_ops
+from tensorflow.python.training import gen_training_ops
 
 from switch_mtf.layer import capacity
 from switch_mtf.layer import standalone
@@ -98,13 +104,14 @@ def make_layer(spec: LayerSpec) -> transformer.TransformerLayer:
 class BuiltLayer:
   """A lowered training step of one layer, with its own graph and session."""
 
-  def __init__(self, spec: LayerSpec, threads: int = 0, seed: int = 0):
+  def __init__(self, spec: LayerSpec, threads: int = 0, seed: int = 0,
+               learning_rate: float = SGD_LEARNING_RATE):
     self.spec = spec
     self.graph = tf.Graph()
     with self.graph.as_default():
       tf.set_random_seed(seed)
       self.train_op, self.loss, copy_to_slices, self.params = _build(
-          spec, seed)
+          spec, seed, learning_rate)
       init = [tf.global_variables_initializer(),
               tf.local_variables_initializer()]
       self.session = tf.Session(graph=self.graph, config=session_config(
@@ -129,7 +136,21 @@ def session_config(threads: int = 0) -> tf.ConfigProto:
                         inter_op_parallelism_threads=threads)
 
 
-def _build(spec: LayerSpec, seed: int):
+def _sgd_assign_fn(learning_rate: float):
+  """An mtf.assign function: slice -= learning_rate * grad, in one pass."""
+  def assign_fn(variable: mtf.Variable, slice_var: tf.Variable,
+                grad: tf.Tensor) -> tf.Operation:
+    dtype = variable.slice_dtype
+    alpha, delta = tf.constant(learning_rate, dtype), tf.cast(grad, dtype)
+    if isinstance(slice_var, resource_variable_ops.BaseResourceVariable):
+      return gen_training_ops.resource_apply_gradient_descent(
+          slice_var.handle, alpha, delta)
+    return gen_training_ops.apply_gradient_descent(slice_var, alpha,
+                                                   delta).op
+  return assign_fn
+
+
+def _build(spec: LayerSpec, seed: int, learning_rate: float):
   graph = mtf.Graph()
   mesh = mtf.Mesh(graph, "bench_mesh")
   batch_dim = mtf.Dimension("batch", spec.batch)
@@ -167,8 +188,9 @@ def _build(spec: LayerSpec, seed: int):
     loss += mtf.cast(aux, tf.float32)
   variables = graph.trainable_variables
   grads = mtf.gradients([loss], [v.outputs[0] for v in variables])
-  updates = mtf.optimize.SgdOptimizer(SGD_LEARNING_RATE).apply_grads(
-      grads, variables)
+  assign_fn = _sgd_assign_fn(learning_rate)
+  updates = [mtf.assign(variable, grad, assign_fn=assign_fn)
+             for grad, variable in zip(grads, variables) if grad is not None]
   mesh_impl = placement_mesh_impl.PlacementMeshImpl(
       shape=mtf.Shape([]), layout=mtf.LayoutRules([]), devices=[""])
   lowering = mtf.Lowering(graph, {mesh: mesh_impl}, autostack=False)

@@ -33,7 +33,8 @@ def layer_section(store: store_lib.ResultStore, out_dir: str) -> List[str]:
   md = ["## Layer forward+backward, one block per (experts, capacity factor)",
         "",
         "4096 tokens (32 x 128), d_model 256, expert hidden = dense d_ff = "
-        "1024, float32, group size 1024; SGD step on sum(y*T)/N + aux. "
+        "1024, float32, group size 1024; SGD step (fused, one "
+        "ApplyGradientDescent per weight) on sum(y*T)/N + aux. "
         "Median of the block's round-robin runs; ratios within a block.",
         "",
         "The roofline is max(executed FLOPs / the block's best matmul, "

@@ -7,6 +7,8 @@ must fail here, in the fast suite, not hours into a benchmark.
 
 import math
 
+import numpy as np
+
 import pytest
 
 from switch_mtf.bench.speed import flops
@@ -40,3 +42,26 @@ def test_layer_spec_capacity_follows_mesh_tf():
                                         "capacity": 160}
   with pytest.raises(ValueError, match="unknown layer kind"):
     layer_graph.LayerSpec(kind="top3")
+
+
+def test_sgd_step_subtracts_learning_rate_times_gradient():
+  # Dense, loss = sum(y * T) / N: wo's gradient h^T T / N needs only the
+  # forward's h = relu(x wi), whose read of wi precedes wi's own update.
+  spec = layer_graph.LayerSpec(kind=layer_graph.DENSE, **TINY)
+  built = layer_graph.BuiltLayer(spec, threads=1, learning_rate=0.5)
+  try:
+    variables = {v.op.name.split("/")[-2]: v
+                 for v in built.graph.get_collection("variables")
+                 if v.op.name.endswith("kernel")}
+    wi, wo = built.session.run([variables["wi"], variables["wo"]])
+    built.step()
+    wo_after = built.session.run(variables["wo"])
+  finally:
+    built.close()
+  rng = np.random.RandomState(0)
+  shape = (spec.batch, spec.length, spec.d_model)
+  x, target = rng.randn(*shape), rng.randn(*shape)
+  hidden = np.maximum(x @ wi, 0.0)
+  grad = np.einsum("blh,bld->hd", hidden, target) / spec.tokens
+  np.testing.assert_allclose(wo_after, wo - 0.5 * grad, rtol=1e-4,
+                             atol=1e-5)
