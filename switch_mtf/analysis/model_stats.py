@@ -33,6 +33,7 @@ import tensorflow.compat.v1 as tf
 
 from switch_mtf.cli import gin_config
 from switch_mtf.layer import dispatch
+from switch_mtf.layer import expert_matmul
 
 EXPERTS_DIM = "experts"
 # The T5 SentencePiece vocabulary (cc_all.32000.100extra): 32100 ids, which
@@ -127,12 +128,15 @@ def _experts_per_token(layer: Any) -> int:
 
 
 def _matmul_flops(op: mtf.Operation) -> int:
-  """2 * prod(all dims) for a contracting einsum (a matmul), else 0.
+  """2 * prod(all dims) for a contracting einsum or an expert matmul, else 0.
 
   Not matmuls, as FLOP counts conventionally have it: `mtf.multiply` (an
   einsum without a contracted dim, i.e. elementwise) and `mtf.gather` (an
   einsum with a one-hot, i.e. an embedding lookup).
   """
+  if isinstance(op, expert_matmul.ExpertMatmulOperation):
+    return 2 * math.prod(d.size for d in {
+        d for t in op.inputs for d in t.shape.dims})
   if not isinstance(op, mtf.EinsumOperation) or len(op.inputs) < 2:
     return 0
   if any(isinstance(t.operation, mtf.OneHotOperation) for t in op.inputs):
