@@ -368,7 +368,7 @@ def profile_gap(results: SpeedResults) -> List[str]:
     if at_few <= 0:
       continue
     lines.append(
-        "- %s: the two expert weight-gradient einsums (`wi`, `wo`) take "
+        "- %s: the two expert weight-gradient matmuls (`wi`, `wo`) take "
         "%.0f ms per step at 128 experts against %.0f ms at 8, for the same "
         "FLOPs (%.1f×); they are %.0f%% of the 128-expert step's op time." % (
             kind, at_many, at_few, at_many / at_few,
