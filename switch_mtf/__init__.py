@@ -12,6 +12,7 @@ docstring says (tests/project/test_import_layers.py checks it):
   tasks      seqio tasks, vocabularies and the shipped data
   cli        running `t5_mesh_transformer`: launcher, gin, checkpoints, phases
   training   what gin plugs into the CLI's training: guarded runs, distillation
+  cluster    a CLI run whose mesh spans TensorFlow server tasks (workers)
   analysis   what a config costs and whether its layout fits (no training)
   workflows  demo, distillation demo, sweeps, TPU commands, reports
   bench      speed benchmarks and the paper's claims at small scale

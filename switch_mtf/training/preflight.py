@@ -41,6 +41,7 @@ _MOE1D_SWITCH_POLICIES = ("input_dropout", "input_jitter", "argmax", "sample")
 _MOE1D_SECOND_POLICIES = ("all", "none", "threshold", "random")
 _CPU_DEVICE = re.compile(r"^(?:/job:[^/]+/replica:\d+/task:\d+)?/?"
                          r"(?:device:)?cpu:(\d+)$", re.I)
+_JOB = re.compile(r"^/job:([^/]+)")
 
 
 class PreflightError(ValueError):
@@ -95,6 +96,9 @@ def mesh_problems(mesh_shape: mtf.Shape, mesh_devices: Optional[Sequence[str]],
                     mesh_shape.size, mesh_shape.size))
   for device in mesh_devices:
     match = _CPU_DEVICE.match(device.strip())
+    job = _JOB.match(device.strip())
+    if job and job.group(1) != "localhost":
+      continue  # another task's device: switch_mtf.cluster_devices checks it
     if match and int(match.group(1)) >= num_cpu_devices:
       found.append(
           "mesh device %r does not exist: the session has %d CPU device(s), "

@@ -118,10 +118,12 @@ def test_tpu_layout_splits_the_model_as_named(name):
 
 
 CPU_LAYOUTS = [n for n in SHIPPED if n.startswith("layouts/cpu-4_")]
+# The same meshes over worker processes (tests/cluster trains cluster-4_ep).
+CLUSTER_LAYOUTS = [n for n in SHIPPED if n.startswith("layouts/cluster-4_")]
 
 
-@pytest.mark.parametrize("name", CPU_LAYOUTS)
-def test_cpu_layout_builds_after_the_tiny_run_settings(name):
+@pytest.mark.parametrize("name", CPU_LAYOUTS + CLUSTER_LAYOUTS)
+def test_four_device_layout_builds_after_the_tiny_run_settings(name):
   one = model_stats_cache.stats(("models/switch_tiny.gin",
                                  "runs/cpu_tiny.gin"))
   stats = model_stats_cache.stats(("models/switch_tiny.gin",
@@ -192,7 +194,7 @@ def test_finetune_recipe_reaches_the_layers():
 
 def test_every_zoo_file_is_built_by_a_test():
   covered = {"models/%s.gin" % m for m in MODELS} | set(TPU_LAYOUTS) | set(
-      CPU_LAYOUTS) | {"precision/float32.gin",
+      CPU_LAYOUTS) | set(CLUSTER_LAYOUTS) | {"precision/float32.gin",
                       "precision/bfloat16_selective.gin",
                       "precision/bfloat16_everywhere.gin",
                       "pretrain/span_corruption.gin",
