@@ -6,6 +6,8 @@ Parts (each resumable, each with its own JSON under the results folder):
   models   whole training steps, experts doubling     -> speed/models.json
   paper    paper models: memory and all-to-all        -> speed/paper.json
   profile  per-op profile of the layers at cf 1.0     -> speed/profile.json
+  cluster  the cluster layouts over worker processes:
+           bytes between tasks, step time vs one process -> speed/cluster.json
   claims   the paper's claims through the CLI         -> claims/runs.json
 Quick mode runs speed (a smaller grid), models (fewer experts), paper and
 one seed of the sample-efficiency curve at 200 steps, into quick/.
@@ -30,6 +32,7 @@ from switch_mtf.bench.claims import runs as claims_runs
 from switch_mtf.bench.common import invocations
 from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
+from switch_mtf.bench.speed import cluster as cluster_bench
 from switch_mtf.bench.speed import layer_graph
 from switch_mtf.bench.speed import layers as speed
 from switch_mtf.bench.speed import model_step
@@ -39,7 +42,7 @@ from switch_mtf.bench.speed import scaling
 from switch_mtf.bench.speed import timing
 from switch_mtf.cli import gin_paths
 
-PARTS = ("speed", "models", "paper", "profile", "claims")
+PARTS = ("speed", "models", "paper", "profile", "cluster", "claims")
 PRECISION_KEY = "tiny/precision"  # paper Table 2's speed column
 QUICK_PARTS = ("speed", "models", "paper", "claims")
 DEFAULT_WORK_DIR = os.path.join(gin_paths.OUTPUT_ROOT, "bench")
@@ -219,8 +222,17 @@ def _run_parts(options: Options, parts: Sequence[str],
       measure(prof, "%s/E%d/cf1.0/G1024/N4096" % (kind, num_experts),
               functools.partial(_profile, kind, num_experts, options.threads),
               [], provenance.SPEED_CODE)
+  if "cluster" in parts:
+    clusters = store("cluster", dirs["speed"])
+    for name in cluster_bench.LAYOUTS:
+      measure(clusters, "cluster/" + name,
+              functools.partial(cluster_bench.measure, name, MODEL_PROTOCOL,
+                                options.threads, log),
+              [cluster_bench.layout_gin(name), *cluster_bench.spec_for(
+                  name).gin_files], MODEL_CODE + ("cluster",))
   written = []
-  if any(p in parts for p in ("speed", "models", "paper", "profile")):
+  if any(p in parts for p in ("speed", "models", "paper", "profile",
+                              "cluster")):
     written.append(speed_report.write(stores, dirs["speed"]))
   if "claims" in parts:
     budget = claims_plan.QUICK if options.quick else claims_plan.FULL

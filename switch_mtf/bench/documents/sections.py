@@ -14,7 +14,7 @@ from switch_mtf.cli import progress
 
 # The documents with generated sections, relative to the repository.
 DOCUMENTS = ("README.md", "docs/results.md", "docs/demo.md",
-             "docs/distill.md")
+             "docs/distill.md", "docs/cluster.md")
 DEMO_RECORD = os.path.join("results", "demo")
 
 
@@ -79,6 +79,7 @@ class Sections:
         "speed-profile": lambda: s.profile_lines(self.speed),
         "speed-profile-gap": lambda: s.profile_gap(self.speed),
         "speed-provenance": lambda: s.provenance_lines(self.speed),
+        "cluster-traffic": lambda: s.cluster_traffic(self.speed),
         "claims-sample-efficiency":
             lambda: c.sample_efficiency_table(self.claims),
         "claims-sample-efficiency-findings":

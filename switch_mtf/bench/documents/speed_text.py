@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import stats
 from switch_mtf.bench.common import store as store_lib
+from switch_mtf.bench.speed import cluster as cluster_bench
 from switch_mtf.bench.speed import layer_graph
 from switch_mtf.bench.speed import layers as speed
 from switch_mtf.bench.speed import timing
@@ -37,6 +38,10 @@ class SpeedResults:
             "%s is missing; run `python tools/bench.py --parts=speed,models,"
             "paper,profile` (or restore it from git)." % path)
       self.stores[name] = store_lib.ResultStore(path)
+    # Measured since issue 20; absent from older result folders.
+    cluster_path = os.path.join(folder, "cluster.json")
+    self.cluster = (store_lib.ResultStore(cluster_path)
+                    if os.path.exists(cluster_path) else None)
 
   def blocks(self) -> List[Tuple[str, Dict[str, Any]]]:
     """The (E, cf) blocks, fewest experts first."""
@@ -420,3 +425,12 @@ def provenance_lines(results: SpeedResults) -> List[str]:
         "results/speed/summary.md lists them." % (info["stale"],
                                                   info["missing"]))
   return lines
+
+
+def cluster_traffic(results: SpeedResults) -> List[str]:
+  """docs/cluster.md's measured table (results/speed/cluster.json)."""
+  entries = sorted(results.cluster.items()) if results.cluster else []
+  if not entries:
+    return ["Not measured yet: `python tools/bench.py --parts=cluster` on an "
+            "idle machine writes results/speed/cluster.json."]
+  return cluster_bench.table_lines(entries)

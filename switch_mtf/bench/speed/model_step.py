@@ -12,7 +12,7 @@ models coexist in one process for round-robin timing.
 """
 
 import dataclasses
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import mesh_tensorflow as mtf
 from mesh_tensorflow import placement_mesh_impl
@@ -32,6 +32,9 @@ CPU_DTYPE_PARAMS = (
 # The embedded SentencePiece vocabulary: 8000 pieces + 100 sentinels.
 EMBEDDED_VOCAB_SIZE = 8100
 LEARNING_RATE = 0.01
+# runs/cpu_tiny.gin's rules: on a one-device mesh they split nothing.
+DEFAULT_LAYOUT = ("ensemble:ensemble,batch:batch,d_ff:model,heads:model,"
+                  "vocab:model,experts:batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,8 @@ class ModelSpec:
   inputs_length: int = 128
   targets_length: int = 32
   activation_dtype: str = "float32"
+  mesh_shape: str = ""  # "" = one device
+  layout: str = DEFAULT_LAYOUT
 
   @property
   def tokens(self) -> int:
@@ -56,7 +61,11 @@ class ModelSpec:
 class BuiltModel:
   """A lowered training step of one model, with its own graph and session."""
 
-  def __init__(self, spec: ModelSpec, threads: int = 0, seed: int = 0):
+  def __init__(self, spec: ModelSpec, threads: int = 0, seed: int = 0,
+               devices: Optional[Sequence[str]] = None, target: str = "",
+               config: Optional[tf.ConfigProto] = None):
+    """devices: one per mesh slice (default: the session's default device);
+    target and config: of the session (e.g. a cluster's chief server)."""
     self.spec = spec
     model_stats.parse_gin(
         spec.gin_files, tuple(spec.gin_params) + CPU_DTYPE_PARAMS + (
@@ -66,11 +75,12 @@ class BuiltModel:
     with self.graph.as_default():
       tf.set_random_seed(seed)
       (self.train_op, self.loss, copy_to_slices, self.params,
-       self.expert_params) = _build(spec, seed)
+       self.expert_params) = _build(spec, seed, devices)
       init = [tf.global_variables_initializer(),
               tf.local_variables_initializer()]
-      self.session = tf.Session(graph=self.graph,
-                                config=layer_graph.session_config(threads))
+      self.session = tf.Session(
+          target, graph=self.graph,
+          config=config or layer_graph.session_config(threads))
       self.session.run(init)
       self.session.run(copy_to_slices)
 
@@ -81,11 +91,9 @@ class BuiltModel:
     self.session.close()
 
 
-def _build(spec: ModelSpec, seed: int):
-  layout = mtf.convert_to_layout_rules(
-      "ensemble:ensemble,batch:batch,d_ff:model,heads:model,vocab:model,"
-      "experts:batch")
-  mesh_shape = mtf.Shape([])
+def _build(spec: ModelSpec, seed: int, devices: Optional[Sequence[str]]):
+  layout = mtf.convert_to_layout_rules(spec.layout)
+  mesh_shape = mtf.convert_to_shape(spec.mesh_shape)
   model = utils.build_model("bitransformer", EMBEDDED_VOCAB_SIZE,
                             EMBEDDED_VOCAB_SIZE, layout, mesh_shape)
   graph = mtf.Graph()
@@ -110,7 +118,8 @@ def _build(spec: ModelSpec, seed: int):
   optimizer = mtf.optimize.AdafactorOptimizer(learning_rate=LEARNING_RATE)
   updates = optimizer.apply_grads(grads, variables)
   mesh_impl = placement_mesh_impl.PlacementMeshImpl(
-      shape=mesh_shape, layout=layout, devices=[""])
+      shape=mesh_shape, layout=layout,
+      devices=list(devices or [""] * mesh_shape.size))
   lowering = mtf.Lowering(graph, {mesh: mesh_impl}, autostack=True)
   tf_loss = lowering.export_to_tf_tensor(loss)
   train_op = tf.group([lowering.lowered_operation(op) for op in updates]

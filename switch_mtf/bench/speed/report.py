@@ -8,6 +8,7 @@ from switch_mtf.bench.common import plots
 from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import stats
 from switch_mtf.bench.common import store as store_lib
+from switch_mtf.bench.speed import cluster as cluster_bench
 from switch_mtf.bench.speed import layer_graph
 from switch_mtf.bench.speed import layers as speed
 from switch_mtf.bench.speed import timing
@@ -267,6 +268,8 @@ def write(stores: Dict[str, store_lib.ResultStore], out_dir: str) -> str:
     md += paper_section(stores["paper"])
   if "profile" in stores:
     md += profile_section(stores["profile"])
+  if "cluster" in stores:
+    md += cluster_bench.section(sorted(stores["cluster"].items()))
   md += ["", "## Provenance and load", "",
          "Each stored result's commit and the CPU share other processes used "
          "while it was timed (a timing above %.0f%% is discarded and "
