@@ -3,7 +3,7 @@
     utils.run.mesh_devices = @switch_mtf.cluster_devices()
     switch_mtf.cluster_devices.chief = "10.0.0.1:2220"
     switch_mtf.cluster_devices.workers = ["10.0.0.2:2221", "10.0.0.3:2221"]
-    switch_mtf.cluster_devices.cpus_per_worker = 2
+    switch_mtf.cluster_devices.devices_per_worker = 2
 
 gin evaluates the reference when `utils.run` is called, before it builds the
 Estimator. Then, before any graph is built, this:
@@ -54,7 +54,7 @@ def worker_command(cluster: spec_lib.Cluster, task: int) -> str:
   """The shell command that starts worker `task` of `cluster`."""
   return ("python -m switch_mtf.cluster.worker --chief=%s --workers=%s "
           "--task=%d --cpus=%d" % (cluster.chief, ",".join(cluster.workers),
-                                   task, cluster.cpus_per_worker))
+                                   task, cluster.devices_per_worker))
 
 
 def wait_for_workers(cluster: spec_lib.Cluster, timeout_s: float) -> None:
@@ -78,17 +78,20 @@ def missing_devices(cluster: spec_lib.Cluster,
                     listed: Sequence[str]) -> List[str]:
   """Problems, one per worker task short of the devices the mesh needs."""
   problems = []
-  have = {spec_lib.task_of(d) + (tf.DeviceSpec.from_string(d).device_index,)
-          for d in listed
-          if tf.DeviceSpec.from_string(d).device_type == "CPU"}
+  wanted = cluster.device_type
+  have = [tf.DeviceSpec.from_string(d) for d in listed]
   for task in range(len(cluster.workers)):
-    cpus = sum(1 for job, t, _ in have if job == spec_lib.WORKER and t == task)
-    if cpus < cluster.cpus_per_worker:
+    count = sum(1 for d in have if d.job == spec_lib.WORKER
+                and d.task == task and d.device_type == wanted)
+    if count < cluster.devices_per_worker:
+      fix = ("restart it with --cpus=%d" % cluster.devices_per_worker
+             if wanted == "CPU" else
+             "give it %d visible GPUs (CUDA_VISIBLE_DEVICES)"
+             % cluster.devices_per_worker)
       problems.append(
-          "worker task %d (%s) has %d CPU device(s), the mesh needs %d: "
-          "restart it with --cpus=%d." % (
-              task, cluster.task_address(task), cpus,
-              cluster.cpus_per_worker, cluster.cpus_per_worker))
+          "worker task %d (%s) has %d %s device(s), the mesh needs %d: %s."
+          % (task, cluster.task_address(task), count, wanted,
+             cluster.devices_per_worker, fix))
   return problems
 
 
@@ -150,20 +153,27 @@ def _from_tf_config() -> spec_lib.Cluster:
 @gin.configurable(module="switch_mtf")
 def cluster_devices(chief: Optional[str] = None,
                     workers: Optional[Sequence[str]] = None,
-                    cpus_per_worker: int = 1,
+                    devices_per_worker: int = 1,
+                    device_type: str = "CPU",
                     connect_timeout_s: float = 60.0,
                     watch_interval_s: float = 2.0) -> List[str]:
-  """Joins the cluster as its chief; returns the mesh devices (task-major)."""
+  """Joins the cluster as its chief; returns the mesh devices (task-major).
+
+  devices_per_worker is the number of mesh devices per worker, of
+  `device_type`: "CPU" (the worker's --cpus logical devices) or "GPU" (its
+  visible GPUs: one mesh slice per GPU).
+  """
   if workers is None:
     cluster = _from_tf_config()
     cluster = spec_lib.Cluster(cluster.chief, cluster.workers,
-                               cpus_per_worker)
+                               devices_per_worker, device_type)
   else:
     if chief is None:
       raise ValueError("switch_mtf.cluster_devices.workers is bound but "
                        ".chief is not; give the chief's host:port, which "
                        "every worker was started with.")
-    cluster = spec_lib.from_args(chief, workers, cpus_per_worker)
+    cluster = spec_lib.from_args(chief, workers, devices_per_worker,
+                                 device_type)
   first = cluster not in _started
   server = _start_chief(cluster)
   os.environ["TF_CONFIG"] = cluster.tf_config()
@@ -177,7 +187,8 @@ def cluster_devices(chief: Optional[str] = None,
       raise RuntimeError("\n".join(problems))
     threading.Thread(target=_watch, args=(cluster, watch_interval_s),
                      daemon=True, name="switch_mtf_worker_watchdog").start()
-    logging.info("Cluster: chief %s, %d worker(s) with %d CPU device(s) "
+    logging.info("Cluster: chief %s, %d worker(s) with %d %s device(s) "
                  "each; mesh devices %s", cluster.chief, len(cluster.workers),
-                 cluster.cpus_per_worker, cluster.mesh_devices())
+                 cluster.devices_per_worker, cluster.device_type,
+                 cluster.mesh_devices())
   return cluster.mesh_devices()

@@ -2,7 +2,7 @@
 
 For tests and for trying a cluster layout before using real hosts:
 
-    with local.LocalCluster(num_workers=2, cpus_per_worker=2) as cluster:
+    with local.LocalCluster(num_workers=2, devices_per_worker=2) as cluster:
       gin_params = cluster.gin_params()   # bindings for switch_mtf_transformer
       ...
       cluster.kill(1); cluster.restart(1)
@@ -41,12 +41,12 @@ def free_ports(count: int) -> List[int]:
 class LocalCluster:
   """A chief address and `num_workers` running worker processes."""
 
-  def __init__(self, num_workers: int, cpus_per_worker: int = 1,
+  def __init__(self, num_workers: int, devices_per_worker: int = 1,
                start_timeout_s: float = 60.0):
     ports = free_ports(num_workers + 1)
     self.cluster = spec_lib.Cluster(
         "%s:%d" % (HOST, ports[0]),
-        tuple("%s:%d" % (HOST, p) for p in ports[1:]), cpus_per_worker)
+        tuple("%s:%d" % (HOST, p) for p in ports[1:]), devices_per_worker)
     self._timeout_s = start_timeout_s
     self._processes: List[Optional[subprocess.Popen]] = [None] * num_workers
     self.logs: List[List[str]] = [[] for _ in range(num_workers)]
@@ -69,7 +69,7 @@ class LocalCluster:
         [sys.executable, "-m", "switch_mtf.cluster.worker",
          "--chief=" + self.cluster.chief,
          "--workers=" + ",".join(self.cluster.workers),
-         "--task=%d" % task, "--cpus=%d" % self.cluster.cpus_per_worker],
+         "--task=%d" % task, "--cpus=%d" % self.cluster.devices_per_worker],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     self._processes[task] = process
     ready = threading.Event()
@@ -115,5 +115,5 @@ class LocalCluster:
     return ["switch_mtf.cluster_devices.chief = %r" % self.cluster.chief,
             "switch_mtf.cluster_devices.workers = %r"
             % list(self.cluster.workers),
-            "switch_mtf.cluster_devices.cpus_per_worker = %d"
-            % self.cluster.cpus_per_worker]
+            "switch_mtf.cluster_devices.devices_per_worker = %d"
+            % self.cluster.devices_per_worker]

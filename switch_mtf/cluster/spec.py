@@ -27,12 +27,18 @@ def parse_address(address: str, what: str) -> Tuple[str, int]:
   return match.group(1), int(match.group(2))
 
 
+DEVICE_TYPES = ("CPU", "GPU")
+
+
 @dataclasses.dataclass(frozen=True)
 class Cluster:
-  """A chief and its workers; each worker has `cpus_per_worker` devices."""
+  """A chief and its workers; each worker has `devices_per_worker` mesh
+  devices of `device_type` (CPU: logical devices the worker creates; GPU:
+  the worker's visible GPUs)."""
   chief: str
   workers: Tuple[str, ...]
-  cpus_per_worker: int = 1
+  devices_per_worker: int = 1
+  device_type: str = "CPU"
 
   def __post_init__(self):
     parse_address(self.chief, "the chief's address")
@@ -45,9 +51,12 @@ class Cluster:
     if repeated:
       raise ValueError("address %s is given to more than one task; every "
                        "task needs its own port." % ", ".join(repeated))
-    if not isinstance(self.cpus_per_worker, int) or self.cpus_per_worker < 1:
-      raise ValueError("cpus_per_worker must be a positive integer, got %r."
-                       % (self.cpus_per_worker,))
+    if not isinstance(self.devices_per_worker, int) or self.devices_per_worker < 1:
+      raise ValueError("devices_per_worker must be a positive integer, got %r."
+                       % (self.devices_per_worker,))
+    if self.device_type not in DEVICE_TYPES:
+      raise ValueError("device_type must be one of %s, got %r."
+                       % (", ".join(DEVICE_TYPES), self.device_type))
 
   def as_dict(self) -> Dict[str, List[str]]:
     return {CHIEF: [self.chief], WORKER: list(self.workers)}
@@ -63,16 +72,18 @@ class Cluster:
 
   def mesh_devices(self) -> List[str]:
     """Every worker device, task-major: mesh slice i on device i."""
-    return [device_name(task, cpu) for task in range(len(self.workers))
-            for cpu in range(self.cpus_per_worker)]
+    return [device_name(task, index, self.device_type)
+            for task in range(len(self.workers))
+            for index in range(self.devices_per_worker)]
 
   def task_address(self, task: int) -> str:
     return self.workers[task]
 
 
-def device_name(task: int, cpu: int) -> str:
+def device_name(task: int, index: int, device_type: str = "CPU") -> str:
   """A worker device's full name, as sessions list it."""
-  return "/job:%s/replica:0/task:%d/device:CPU:%d" % (WORKER, task, cpu)
+  return "/job:%s/replica:0/task:%d/device:%s:%d" % (WORKER, task,
+                                                     device_type, index)
 
 
 def task_of(device: str) -> Tuple[str, int]:
@@ -81,8 +92,9 @@ def task_of(device: str) -> Tuple[str, int]:
   return spec.job or "", spec.task or 0
 
 
-def from_args(chief: str, workers: Sequence[str],
-              cpus_per_worker: int = 1) -> Cluster:
+def from_args(chief: str, workers: Sequence[str], devices_per_worker: int = 1,
+              device_type: str = "CPU") -> Cluster:
   if isinstance(workers, str):
     workers = [w for w in workers.split(",") if w.strip()]
-  return Cluster(chief, tuple(w.strip() for w in workers), cpus_per_worker)
+  return Cluster(chief, tuple(w.strip() for w in workers), devices_per_worker,
+                 device_type)

@@ -26,7 +26,7 @@ def start_server(cluster: spec_lib.Cluster, task: int):
   if not 0 <= task < len(cluster.workers):
     raise ValueError("--task=%d, but --workers lists %d task(s) (0 to %d)."
                      % (task, len(cluster.workers), len(cluster.workers) - 1))
-  config = tf.ConfigProto(device_count={"CPU": cluster.cpus_per_worker})
+  config = tf.ConfigProto(device_count={"CPU": cluster.devices_per_worker})
   try:
     return tf.distribute.Server(cluster.cluster_spec(),
                                 job_name=spec_lib.WORKER, task_index=task,

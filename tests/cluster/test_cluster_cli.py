@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_missing_worker_stops_the_run_naming_it(tmp_path):
 def test_worker_with_too_few_devices_is_named(tmp_path):
   with local.LocalCluster(num_workers=2) as cluster:
     out = _fails_before_training(tmp_path, _cluster_flags(
-        cluster, "--gin_param=switch_mtf.cluster_devices.cpus_per_worker"
+        cluster, "--gin_param=switch_mtf.cluster_devices.devices_per_worker"
         " = 2", "--gin_param=utils.run.mesh_shape = 'batch:4'"))
   assert "worker task 0 (%s) has 1 CPU device(s), the mesh needs 2" % (
       cluster.cluster.task_address(0)) in out
@@ -154,3 +155,18 @@ def test_chief_port_in_use_is_named(tmp_path):
       busy.listen()
       out = _fails_before_training(tmp_path, _cluster_flags(cluster))
   assert "the chief could not listen at %s" % cluster.cluster.chief in out
+
+
+def test_worker_port_in_use_is_named():
+  chief_port, port = local.free_ports(2)
+  with socket.socket() as busy:
+    busy.bind((local.HOST, port))
+    busy.listen()
+    proc = subprocess.run(
+        [sys.executable, "-m", "switch_mtf.cluster.worker",
+         "--chief=%s:%d" % (local.HOST, chief_port),
+         "--workers=%s:%d" % (local.HOST, port), "--task=0"],
+        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2
+  assert "worker task 0 could not listen at %s:%d" % (local.HOST, port) in (
+      proc.stderr)

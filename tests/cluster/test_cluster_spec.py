@@ -12,7 +12,7 @@ from switch_mtf.training import preflight
 import mesh_tensorflow as mtf
 
 CLUSTER = spec.Cluster("127.0.0.1:2220", ("127.0.0.1:2221", "127.0.0.1:2222"),
-                       cpus_per_worker=2)
+                       devices_per_worker=2)
 
 
 def test_mesh_devices_are_task_major_worker_cpus():
@@ -86,3 +86,17 @@ def test_preflight_leaves_other_tasks_devices_to_the_cluster_check():
   assert preflight.mesh_problems(
       mesh, ["/job:localhost/replica:0/task:0/device:CPU:%d" % i
              for i in range(4)], 1)
+
+
+def test_gpu_clusters_name_and_check_gpu_devices():
+  gpus = spec.Cluster("127.0.0.1:2220", ("127.0.0.1:2221",),
+                      devices_per_worker=2, device_type="GPU")
+  assert gpus.mesh_devices() == ["/job:worker/replica:0/task:0/device:GPU:0",
+                                 "/job:worker/replica:0/task:0/device:GPU:1"]
+  listed = ["/job:worker/replica:0/task:0/device:CPU:0",
+            "/job:worker/replica:0/task:0/device:GPU:0"]
+  assert devices.missing_devices(gpus, listed) == [
+      "worker task 0 (127.0.0.1:2221) has 1 GPU device(s), the mesh needs 2: "
+      "give it 2 visible GPUs (CUDA_VISIBLE_DEVICES)."]
+  with pytest.raises(ValueError, match="device_type must be one of"):
+    spec.Cluster("127.0.0.1:2220", ("127.0.0.1:2221",), device_type="TPU")

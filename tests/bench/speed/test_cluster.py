@@ -49,7 +49,7 @@ def test_measured_moe_traffic_is_the_all_to_all_model():
   # Experts split over 2 processes x 2 devices: half of every slice's
   # all-to-all partners are in the other process.
   bench_spec = cluster_bench.spec_for("ep")
-  with local.LocalCluster(num_workers=2, cpus_per_worker=2) as cluster:
+  with local.LocalCluster(num_workers=2, devices_per_worker=2) as cluster:
     chief = tf.distribute.Server(cluster.cluster.cluster_spec(),
                                  job_name="chief", task_index=0)
     built = model_step.BuiltModel(bench_spec,
