@@ -47,7 +47,10 @@ PRECISION_KEY = "tiny/precision"  # paper Table 2's speed column
 QUICK_PARTS = ("speed", "models", "paper", "claims")
 DEFAULT_WORK_DIR = os.path.join(gin_paths.OUTPUT_ROOT, "bench")
 # Whole models are built from gin (analysis) besides the layer.
-MODEL_CODE = provenance.SPEED_CODE + ("analysis",)
+MODEL_CODE = provenance.SPEED_CODE + ("analysis", "bench/speed/model_step.py",
+                                      "bench/speed/scaling.py")
+PROFILE_CODE = provenance.SPEED_CODE + ("bench/speed/profile.py",)
+CLUSTER_CODE = MODEL_CODE + ("cluster", "bench/speed/cluster.py")
 FULL_PROTOCOL = timing.Protocol(warmup=3, rounds=6, iterations=5,
                                 forward_runs=12)
 QUICK_PROTOCOL = timing.Protocol(warmup=2, rounds=3, iterations=3,
@@ -221,7 +224,7 @@ def _run_parts(options: Options, parts: Sequence[str],
     for kind, num_experts in PROFILES:
       measure(prof, "%s/E%d/cf1.0/G1024/N4096" % (kind, num_experts),
               functools.partial(_profile, kind, num_experts, options.threads),
-              [], provenance.SPEED_CODE)
+              [], PROFILE_CODE)
   if "cluster" in parts:
     clusters = store("cluster", dirs["speed"])
     for name in cluster_bench.LAYOUTS:
@@ -229,7 +232,7 @@ def _run_parts(options: Options, parts: Sequence[str],
               functools.partial(cluster_bench.measure, name, MODEL_PROTOCOL,
                                 options.threads, log),
               [cluster_bench.layout_gin(name), *cluster_bench.spec_for(
-                  name).gin_files], MODEL_CODE + ("cluster",))
+                  name).gin_files], CLUSTER_CODE)
   written = []
   if any(p in parts for p in ("speed", "models", "paper", "profile",
                               "cluster")):

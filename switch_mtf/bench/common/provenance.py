@@ -26,9 +26,12 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 _REPO_DIR = os.path.dirname(_PACKAGE_DIR)
 # What determines a CLI run's numbers (the layer, the data, the CLI plumbing
-# and the training loop) and a speed block's (the layer, the timing code).
+# and the training loop) and a speed block's (the layer, the graph it is
+# timed in, the timing code): the modules that produce a measurement, not
+# those that report it, so a report's edit re-measures nothing.
 CLI_CODE = ("layer", "tasks", "cli", "training")
-SPEED_CODE = ("layer", "bench/speed", "bench/common/tiny_models.py")
+SPEED_CODE = ("layer", "bench/speed/layer_graph.py", "bench/speed/layers.py",
+              "bench/speed/timing.py", "bench/common/tiny_models.py")
 _INCLUDE = re.compile(r"""^\s*include\s+['"]([^'"]+)['"]""", re.M)
 
 

@@ -26,6 +26,7 @@ from switch_mtf.cli import cpu_devices
 from switch_mtf.cli import gin_paths
 from switch_mtf.cluster import local
 from switch_mtf.cluster import traffic
+from switch_mtf.layer import experts as experts_lib
 
 LAYOUTS = ("dp", "ep", "dp_mp_ep")
 WORKERS, CPUS_PER_WORKER = 2, 2
@@ -87,17 +88,21 @@ def _coordinates(index: int, shape: mtf.Shape) -> List[int]:
 
 
 def predicted_moe_bytes(spec: model_step.ModelSpec) -> Dict[str, float]:
-  """The all-to-all model for `spec`: all of it, and across processes."""
+  """The all-to-all model for `spec` (0 when the layout keeps the experts
+  whole: then no all-to-all runs, and every device gathers all groups)."""
   layers, d_model = scaling.moe_layers(spec.gin_files, spec.gin_params)
   mesh = mtf.convert_to_shape(spec.mesh_shape)
+  rules = mtf.convert_to_layout_rules(spec.layout)
   shards = mtf.tensor_dim_to_mesh_dim_size(
-      mtf.convert_to_layout_rules(spec.layout), mesh,
-      mtf.Dimension("batch", spec.batch))
+      rules, mesh, mtf.Dimension("batch", spec.batch))
+  experts_split = mtf.tensor_dim_to_mesh_dim_size(
+      rules, mesh, mtf.Dimension(experts_lib.EXPERTS, 1)) > 1
   total = scaling.all_to_all_bytes(
       layers, d_model, {"encoder": spec.batch * spec.inputs_length,
                         "decoder": spec.batch * spec.targets_length},
-      1, shards, bytes_per_value=FLOAT32_BYTES)
-  return {"all_to_all_bytes": total, "shards": shards}
+      1, shards, bytes_per_value=FLOAT32_BYTES) if experts_split else 0
+  return {"all_to_all_bytes": total, "shards": shards,
+          "experts_split": experts_split}
 
 
 def measure(name: str, protocol: timing.Protocol, threads: int = 0,

@@ -70,3 +70,10 @@ def test_measured_moe_traffic_is_the_all_to_all_model():
   assert moved["by_kind"]["variables"] > expected
   assert set(moved["by_task_pair"]) >= {"worker:0 -> worker:1",
                                         "worker:1 -> worker:0"}
+
+
+def test_no_all_to_all_is_predicted_when_the_experts_stay_whole():
+  assert cluster_bench.predicted_moe_bytes(
+      cluster_bench.spec_for("dp"))["all_to_all_bytes"] == 0
+  split = cluster_bench.predicted_moe_bytes(cluster_bench.spec_for("ep"))
+  assert split["experts_split"] and split["all_to_all_bytes"] > 0
