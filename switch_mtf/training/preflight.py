@@ -15,6 +15,7 @@ also before training; the checks here cover what no single layer sees.
 
 import dataclasses
 import gzip
+import json
 import os
 import re
 import zlib
@@ -98,7 +99,8 @@ def mesh_problems(mesh_shape: mtf.Shape, mesh_devices: Optional[Sequence[str]],
     match = _CPU_DEVICE.match(device.strip())
     job = _JOB.match(device.strip())
     if job and job.group(1) != "localhost":
-      continue  # another task's device: switch_mtf.cluster_devices checks it
+      found += _cluster_device_problems(device.strip())
+      continue  # another task's: switch_mtf.cluster_devices checks devices
     if match and int(match.group(1)) >= num_cpu_devices:
       found.append(
           "mesh device %r does not exist: the session has %d CPU device(s), "
@@ -107,6 +109,29 @@ def mesh_problems(mesh_shape: mtf.Shape, mesh_devices: Optional[Sequence[str]],
           "num_devices = %d (gin/layouts/cpu-4_*.gin do)."
           % (device, num_cpu_devices, mesh_shape.size))
   return found
+
+
+def _cluster_device_problems(device: str) -> List[str]:
+  """A device of another task must be one of TF_CONFIG's cluster."""
+  try:
+    jobs = {job: len(tasks) for job, tasks in
+            json.loads(os.environ.get("TF_CONFIG") or "{}")
+            .get("cluster", {}).items()}
+  except (ValueError, AttributeError, TypeError):
+    jobs = {}
+  spec = tf.DeviceSpec.from_string(device)
+  task = spec.task or 0
+  if task < jobs.get(spec.job, 0):
+    return []
+  return [
+      "mesh device %r names task %d of job %r, which the cluster does not "
+      "have (%s); bind utils.run.mesh_devices = "
+      "@switch_mtf.cluster_devices() (gin/layouts/cluster-4_*.gin), which "
+      "lists the cluster's own devices." % (
+          device, task, spec.job,
+          "TF_CONFIG has " + ", ".join("%d %s task(s)" % (n, j)
+                                       for j, n in sorted(jobs.items()))
+          if jobs else "TF_CONFIG is not set")]
 
 
 def layout_problems(pairs: Sequence[Tuple[str, str]],

@@ -73,7 +73,9 @@ def test_worker_refuses_a_task_outside_the_cluster(capsys):
   assert "--task=1, but --workers lists 1 task(s)" in capsys.readouterr().err
 
 
-def test_preflight_leaves_other_tasks_devices_to_the_cluster_check():
+def test_preflight_leaves_other_tasks_devices_to_the_cluster_check(
+    monkeypatch):
+  monkeypatch.setenv("TF_CONFIG", CLUSTER.tf_config())
   mesh = mtf.convert_to_shape("batch:4")
   # The chief has one CPU; the workers' devices are not its own.
   assert preflight.mesh_problems(mesh, CLUSTER.mesh_devices(), 1) == []
@@ -100,3 +102,18 @@ def test_gpu_clusters_name_and_check_gpu_devices():
       "give it 2 visible GPUs (CUDA_VISIBLE_DEVICES)."]
   with pytest.raises(ValueError, match="device_type must be one of"):
     spec.Cluster("127.0.0.1:2220", ("127.0.0.1:2221",), device_type="TPU")
+
+
+def test_preflight_refuses_devices_of_tasks_the_cluster_lacks(monkeypatch):
+  mesh = mtf.convert_to_shape("batch:2")
+  three_tasks = [spec.device_name(t, 0) for t in (0, 2)]
+  monkeypatch.setenv("TF_CONFIG", CLUSTER.tf_config())
+  assert preflight.mesh_problems(mesh, three_tasks, 1) == [
+      "mesh device '/job:worker/replica:0/task:2/device:CPU:0' names task 2 "
+      "of job 'worker', which the cluster does not have (TF_CONFIG has 1 "
+      "chief task(s), 2 worker task(s)); bind utils.run.mesh_devices = "
+      "@switch_mtf.cluster_devices() (gin/layouts/cluster-4_*.gin), which "
+      "lists the cluster's own devices."]
+  monkeypatch.delenv("TF_CONFIG")
+  problems = preflight.mesh_problems(mesh, three_tasks[:1] * 2, 1)
+  assert len(problems) == 2 and "TF_CONFIG is not set" in problems[0]
