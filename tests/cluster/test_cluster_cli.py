@@ -79,9 +79,10 @@ def test_cluster_trains_like_one_process_and_resumes_after_a_lost_worker(
     proc = cli_runs.run_cli(model_dir, [*FLAGS, *_cluster_flags(cluster)],
                             cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-4000:]
-    # The slices' work ran in the worker processes.
+    # The slices' work ran in the worker processes: each used 0.9-2 s of CPU
+    # in this run (an idle worker uses about 0.06 s a minute).
     busy = [cluster.cpu_seconds(t) - idle[t] for t in (0, 1)]
-    assert min(busy) > 1.0, busy
+    assert min(busy) > 0.3, busy
     assert _losses(proc.stdout) == reference_losses
     for step in (3, STEPS):
       _assert_same_weights(model_dir, reference_dir, step)
