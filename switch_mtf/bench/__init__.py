@@ -6,6 +6,6 @@ holds what both use (result store, statistics, grids, plots); suite.py runs
 the parts in order. Timings never run in the tests.
 
 May import: switch_mtf.layer, switch_mtf.tasks, switch_mtf.cli,
-switch_mtf.training, switch_mtf.analysis, switch_mtf.workflows, and its own
-subpackages.
+switch_mtf.training, switch_mtf.cluster, switch_mtf.analysis,
+switch_mtf.workflows, and its own subpackages.
 """
