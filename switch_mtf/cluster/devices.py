@@ -128,7 +128,8 @@ def _watch(cluster: spec_lib.Cluster, interval_s: float) -> None:
         os._exit(WORKER_LOST_EXIT_CODE)  # pylint: disable=protected-access
 
 
-def _from_tf_config() -> spec_lib.Cluster:
+def _from_tf_config(devices_per_worker: int,
+                    device_type: str) -> spec_lib.Cluster:
   raw = os.environ.get("TF_CONFIG")
   if not raw:
     raise ValueError(
@@ -147,7 +148,8 @@ def _from_tf_config() -> spec_lib.Cluster:
                      % (task,))
   if len(chief) != 1:
     raise ValueError("TF_CONFIG lists %d chiefs; a run has one." % len(chief))
-  return spec_lib.Cluster(chief[0], tuple(workers))
+  return spec_lib.Cluster(chief[0], tuple(workers), devices_per_worker,
+                          device_type)
 
 
 @gin.configurable(module="switch_mtf")
@@ -164,9 +166,7 @@ def cluster_devices(chief: Optional[str] = None,
   visible GPUs: one mesh slice per GPU).
   """
   if workers is None:
-    cluster = _from_tf_config()
-    cluster = spec_lib.Cluster(cluster.chief, cluster.workers,
-                               devices_per_worker, device_type)
+    cluster = _from_tf_config(devices_per_worker, device_type)
   else:
     if chief is None:
       raise ValueError("switch_mtf.cluster_devices.workers is bound but "

@@ -51,9 +51,10 @@ class Cluster:
     if repeated:
       raise ValueError("address %s is given to more than one task; every "
                        "task needs its own port." % ", ".join(repeated))
-    if not isinstance(self.devices_per_worker, int) or self.devices_per_worker < 1:
-      raise ValueError("devices_per_worker must be a positive integer, got %r."
-                       % (self.devices_per_worker,))
+    if (not isinstance(self.devices_per_worker, int)
+        or self.devices_per_worker < 1):
+      raise ValueError("devices_per_worker must be a positive integer, got "
+                       "%r." % (self.devices_per_worker,))
     if self.device_type not in DEVICE_TYPES:
       raise ValueError("device_type must be one of %s, got %r."
                        % (", ".join(DEVICE_TYPES), self.device_type))

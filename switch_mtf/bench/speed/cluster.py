@@ -11,8 +11,6 @@ once traced to count the bytes TensorFlow's runtime moved between tasks
 """
 
 import gc
-import os
-import re
 from typing import Any, Callable, Dict, List, Tuple
 
 import mesh_tensorflow as mtf
@@ -23,7 +21,7 @@ from switch_mtf.bench.speed import model_step
 from switch_mtf.bench.speed import scaling
 from switch_mtf.bench.speed import timing
 from switch_mtf.cli import cpu_devices
-from switch_mtf.cli import gin_paths
+from switch_mtf.cli import gin_config
 from switch_mtf.cluster import local
 from switch_mtf.cluster import traffic
 from switch_mtf.layer import experts as experts_lib
@@ -31,7 +29,6 @@ from switch_mtf.layer import experts as experts_lib
 LAYOUTS = ("dp", "ep", "dp_mp_ep")
 WORKERS, CPUS_PER_WORKER = 2, 2
 FLOAT32_BYTES = 4
-_BINDING = r'^utils\.run\.%s\s*=\s*"([^"]*)"'
 
 
 def layout_gin(name: str) -> str:
@@ -39,15 +36,10 @@ def layout_gin(name: str) -> str:
 
 
 def mesh_and_rules(name: str) -> Tuple[str, str]:
-  """utils.run.mesh_shape and .layout_rules of the shipped layout file."""
-  with open(os.path.join(gin_paths.gin_dir(), layout_gin(name))) as f:
-    text = f.read()
-  found = [re.search(_BINDING % knob, text, re.M)
-           for knob in ("mesh_shape", "layout_rules")]
-  if not all(found):
-    raise ValueError("%s binds no mesh_shape or layout_rules"
-                     % layout_gin(name))
-  return found[0].group(1), found[1].group(1)
+  """utils.run.mesh_shape and .layout_rules of the shipped layout file, as
+  the CLI parses it."""
+  gin_config.parse([layout_gin(name)], [])
+  return gin_config.run_arg("mesh_shape"), gin_config.run_arg("layout_rules")
 
 
 def spec_for(name: str, batch: int = 8) -> model_step.ModelSpec:
@@ -67,7 +59,8 @@ def cross_process_fraction(mesh_shape: str, devices: List[str]) -> float:
   if "batch" not in names:
     return 0.0
   axis = names.index("batch")
-  coords = [_coordinates(i, shape) for i in range(shape.size)]
+  coords = [mtf.pnum_to_processor_coordinates(shape, i)
+            for i in range(shape.size)]
   tasks = [tf.DeviceSpec.from_string(d).task for d in devices]
   shares = []
   for i, here in enumerate(coords):
@@ -77,14 +70,6 @@ def cross_process_fraction(mesh_shape: str, devices: List[str]) -> float:
     shares.append(sum(tasks[j] != tasks[i] for j in partners)
                   / len(partners))
   return sum(shares) / len(shares)
-
-
-def _coordinates(index: int, shape: mtf.Shape) -> List[int]:
-  coords = []
-  for dim in reversed(shape.dims):
-    coords.append(index % dim.size)
-    index //= dim.size
-  return coords[::-1]
 
 
 def predicted_moe_bytes(spec: model_step.ModelSpec) -> Dict[str, float]:
