@@ -3,8 +3,11 @@
 Forward and both gradients against NumPy and against Mesh TF's own einsum,
 on one device and with the contracted dimension split over two devices
 (the allreduce); and the lowered Switch step multiplies its experts with
-BatchMatMul, not Einsum (the CPU speed fix of docs/results.md).
+BatchMatMul, not Einsum, and differentiates the expert relu with one
+ReluGrad (the CPU speed fixes of docs/results.md).
 """
+
+import collections
 
 import mesh_tensorflow as mtf
 from mesh_tensorflow import placement_mesh_impl
@@ -106,4 +109,20 @@ def test_switch_step_multiplies_experts_without_einsum(kind):
   assert sum(op.type == "BatchMatMulV2" for op in expert_ops) == 6
   assert "Einsum" not in types
   built.step()
+  built.close()
+
+
+@pytest.mark.parametrize("kind", [layer_graph.SWITCH_GATHER,
+                                  layer_graph.SWITCH_EINSUM])
+def test_expert_relu_is_differentiated_by_fused_relu_grad(kind):
+  # Mesh TF's relu gradient, dy * cast(x > 0), makes three passes over the
+  # expert activation; the values are those of one ReluGrad (the layer's
+  # training step equals MoE1D's in test_switch_vs_moe1d).
+  built = layer_graph.BuiltLayer(layer_graph.LayerSpec(
+      kind=kind, batch=2, length=8, d_model=4, hidden=8, num_experts=2,
+      group_size=8))
+  types = collections.Counter(op.type for op in built.graph.get_operations()
+                              if "/MoE1D/" in op.name)
+  assert types["ReluGrad"] == 1
+  assert types["Greater"] == 0
   built.close()
