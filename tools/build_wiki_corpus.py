@@ -1,10 +1,13 @@
-"""Rebuilds the embedded Wikipedia corpus (switch_mtf/tasks/data/wiki/).
+"""Builds a Wikipedia pretraining corpus from the upstream WikiExtractor files.
 
-    python tools/build_wiki_corpus.py \
-        [--source_dir=../shared/data/wikipedia_en_sample]
+    python tools/build_wiki_corpus.py                  # the embedded corpus
+    python tools/build_wiki_corpus.py --corpus=large   # the headline corpus
 
-The output is byte-identical to the shipped files
-(tests/tasks/test_data_rebuild.py checks this); the cleaning rules live in
+`embedded` rewrites switch_mtf/tasks/data/wiki/ byte-identical to the shipped
+files (tests/tasks/test_data_rebuild.py checks this); `large` builds the
+64-file corpus of the headline experiment (not shipped) into
+switch_mtf.tasks.wiki_large.wiki_large_dir() and checks it against the
+sha256 it is defined with. The cleaning rules live in
 `switch_mtf.tasks.wiki_corpus`.
 """
 
@@ -15,19 +18,37 @@ from absl import flags
 
 from switch_mtf.tasks import paths
 from switch_mtf.tasks import wiki_corpus
+from switch_mtf.tasks import wiki_large
 
-_SOURCE_DIR = flags.DEFINE_string(
-    "source_dir", os.path.join(paths.SHARED_DATA_DIR, "wikipedia_en_sample"),
-    "Folder with the upstream WikiExtractor files wiki_00 ... wiki_09.")
+_CORPUS = flags.DEFINE_enum(
+    "corpus", "embedded", ["embedded", "large"],
+    "embedded: wiki_00 ... wiki_09 into the shipped data folder; large: all "
+    "64 files (wiki_00 ... wiki_63), for the headline experiment.")
+_SOURCE_DIR = flags.DEFINE_list(
+    "source_dir", None,
+    "Folder(s) with the upstream files (Vibhas-hs-edu/WikiTasks text/AA/ at "
+    "commit 52b1f163; see switch_mtf/tasks/data/wiki/SOURCE.md). Default: "
+    "../shared/data/wikipedia_en_sample (and wikipedia_en_extra for large).")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", paths.WIKI_DIR,
-    "Where to write train.tsv.gz and validation.tsv.gz.")
+    "output_dir", None,
+    "Where to write train.tsv.gz and validation.tsv.gz. Default: the shipped "
+    "data folder (embedded) or wiki_large_dir() (large: "
+    "$SWITCH_MTF_WIKI_LARGE_DIR, else ~/.cache/switch_mtf/wiki_large).")
 
 
 def main(argv):
   del argv
-  for path in wiki_corpus.build_corpus(_SOURCE_DIR.value, _OUTPUT_DIR.value):
-    print(f"wrote {path} ({os.path.getsize(path):,} bytes)")
+  if _CORPUS.value == "embedded":
+    written = wiki_corpus.build_corpus(
+        _SOURCE_DIR.value or [
+            os.path.join(paths.SHARED_DATA_DIR, "wikipedia_en_sample")],
+        _OUTPUT_DIR.value or paths.WIKI_DIR)
+  else:
+    written = wiki_large.build(_OUTPUT_DIR.value,
+                               _SOURCE_DIR.value or wiki_large.SOURCE_DIRS)
+  for path in written:
+    print(f"wrote {path} ({os.path.getsize(path):,} bytes, sha256 "
+          f"{wiki_corpus.file_sha256(path)})")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,12 @@ def corpus_file(split: str, corpus_dir: str = paths.WIKI_DIR) -> str:
 def documents(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
   """`{"text": article}` per corpus line, paragraphs joined by newlines."""
   del shuffle_files, seed  # One file per split; seqio shuffles examples.
-  lines = tf.data.TextLineDataset(corpus_file(split), compression_type="GZIP")
+  return article_documents(corpus_file(split))
+
+
+def article_documents(path: str) -> tf.data.Dataset:
+  """`{"text": article}` per line of a corpus file (see wiki_corpus.py)."""
+  lines = tf.data.TextLineDataset(path, compression_type="GZIP")
 
   def to_document(line):
     # Drop the page id and title fields (kept in the file for attribution).

@@ -20,7 +20,8 @@ import hashlib
 import html
 import os
 import re
-from typing import Iterable, Iterator, List, Sequence, Tuple
+from typing import (Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 # WikiExtractor output is not XML (no root element), so documents are found
 # with a regex, as its own readers do.
@@ -73,6 +74,118 @@ SOURCE_SHA256 = {
         "876e015d206a1289708226d3cfe49689b78b82dee2a956dd89223c92a7b61ee5",
     "wiki_09":
         "47f372237854376b5bade6b18f2e6ca9e9b522c4a303c135e812fb8465f26145",
+}
+# The other 54 files of the same upstream folder (text/AA/wiki_10 ...
+# wiki_63): with the ten above, the source of the large corpus.
+EXTRA_SOURCE_SHA256 = {
+    "wiki_10":
+        "857a5837cb054775cf60d4a9991cfd3e3920770dccdd63eaa9e33f9ecd00573b",
+    "wiki_11":
+        "378696813b249433eaddd5ee29d75059c3375b3ce37af31da0d7cf79ef8ae380",
+    "wiki_12":
+        "41803730d33147d73f56d8263b1f1e347a9256f25d0b8eff2f0907f6a241e94d",
+    "wiki_13":
+        "113e42ab2e4df4d922fd54c14a77adb5af73c32e1f8edac8989a20d692b8167a",
+    "wiki_14":
+        "f63ed477e7e8014a4dfe871bffd9ea6e49bfac469f6707333e1ddb615f49fead",
+    "wiki_15":
+        "dac7bd16461bcd7d1119515cd3e7df46dfa03487d480ff179e3ee0ce34f3294f",
+    "wiki_16":
+        "4d208244548e88cb5c43d2428e142b82a605b8585558a243668ff4cbd9e552e4",
+    "wiki_17":
+        "4718bdb2a29780835f2f8a28c661e7c8a77d6f97e5f3dc1659f3a17de0d753bd",
+    "wiki_18":
+        "4af868fd9161c1ae47bcbf13f69d1f2d4a0ca6b308a87522c7032a2db0fc055c",
+    "wiki_19":
+        "ada714a5af7f129fc5fc4839b006feaee0d3bc19d68b65a317f190a7355d981b",
+    "wiki_20":
+        "75f2e83d9e16777cb31d288565560b38138c6def2e8ff5e982db265c474e61fa",
+    "wiki_21":
+        "9f6ed15e5e7bf9a6571227c85f2db08ab5947eed12cf89c40b86e1bc0ce52b8e",
+    "wiki_22":
+        "947b703abc951c08d3fa69d63fe5eaf446e8ca7a96524ff6d3017d725ff843ea",
+    "wiki_23":
+        "515c3e9263c15212e791d936e653eae613f3bbd88b2f96855c5d42ffff73de14",
+    "wiki_24":
+        "4b4d7ab99276aa39562b9936fe9848235434b9e42a3bb3a4347831ec77b27485",
+    "wiki_25":
+        "7fbeb6dde709a4e61a3862e31e567cd964cab9b74f7efda52b5357d29fe72055",
+    "wiki_26":
+        "9a4389d8dca25846c64b97b5fd1d1214ed9c424e4a4f1e1c42f239ef228f3f96",
+    "wiki_27":
+        "c232f508853b05449a1f165b519c6850e5bd310978b01a5950f36b9d4af5a5f2",
+    "wiki_28":
+        "cf5b017874adb0d23628a2b0429c29c0e126790f0d526f0f8054d1cdef46f7a2",
+    "wiki_29":
+        "f02938f0448eba55d520f8c96603add7b3e7010d83391923cefc7098f9bc7547",
+    "wiki_30":
+        "a3b084113aaee1d82c538cdfc99dca05e66445c6c8caf11863269ded204f2c16",
+    "wiki_31":
+        "2c8da72db3edaefb6fc181949193fc5430192b7b3fe2d255009bde301df5f4a5",
+    "wiki_32":
+        "802bfdf0e16f55c56cf6b85fe22db307f0c0f78ea0f0dab6bc2cfaff14e40267",
+    "wiki_33":
+        "081fbcdcb3a6cf0b4093e32db7488b96d16c776fd42293e36483e9643e05c4a8",
+    "wiki_34":
+        "2b5f2776c67e83064ee2704c6b97336c6531c82c373c2fe7ad1cd2af37736d6b",
+    "wiki_35":
+        "50b8857c5b517e1264c1c7fda292fc6b33be9b3ebccaa098f4e36e2edb19fa99",
+    "wiki_36":
+        "c73a795d623151fe28184b350e4006059c097e10cbec0c51ad4d6b0e14807121",
+    "wiki_37":
+        "e15e3e11cd8e829e108e7a0acbcb33837adc50f654410b55321eef2d26413ac8",
+    "wiki_38":
+        "4d986b080ce27c2eefc7bb6eccf40e47c364f835ea5950894223a35231382688",
+    "wiki_39":
+        "a804316210e912212f4bd3eb7b176a0b153acf3863c54829ce7e30508f6095fe",
+    "wiki_40":
+        "6fb744dfe2002cb57e404c39207c82205bcb63ce3ba207719e503adefcb894cd",
+    "wiki_41":
+        "b39b754a66ca45d3803a273b579dfea9519d8089025fe13e21d2370aaeedb069",
+    "wiki_42":
+        "cd81cf8c3a174156d762862240b304f352a7a922b28facd6e70e09736d9942b0",
+    "wiki_43":
+        "6018911e5e2a06fd10de52d7748c5d5bce73852eaed5daae6bf964da3f2dadf1",
+    "wiki_44":
+        "4f864ef3058c8184f0af2cf1442bb8b89976aa9f181e8cd58ab6e93d4c12fb4f",
+    "wiki_45":
+        "b194f22d6673e1c86243ab70b1dc2fd5296a5e6d5129b4e6c58b8023819fb159",
+    "wiki_46":
+        "132ccb00597956b311a0f4daea76da4bf896b8b6c44a9587e3fa6a93ab4cbe32",
+    "wiki_47":
+        "1593d8f20a8f78cae33513a7647b0083c5423cad42d57723cbab920598a0e6f5",
+    "wiki_48":
+        "3b364e7ef39b9e714ab4f0a494d3dc0cbcea1717437021434cae49f15c3092d0",
+    "wiki_49":
+        "29e67497fb06fe5c660a9e80ab5bb805e47ec030d8f0b7fd522b25422b057ab7",
+    "wiki_50":
+        "cf56870e7b574fe5b092eda85e8a74eab2eb040642fc1b4b0d64e814f02b7d0b",
+    "wiki_51":
+        "3aed1cbf6a8ed30e48bdcfd4f85840657378e34e5253a5ea9a2dffa7da1ab25a",
+    "wiki_52":
+        "bbdae2d5050a86614197c095ffde0c62715f6ee1282506c13de0c217897d3ba1",
+    "wiki_53":
+        "1859bff060bd23a109c4f5592e3799d35c811ee74819408f456538b85b75eaa2",
+    "wiki_54":
+        "b358764d1af98d27e4a2c47369b5c3abbe2e512a04743af0e74f708c45c927c1",
+    "wiki_55":
+        "14805f63ce3277510b6fcfa23b48479a86f6d4e2ce4ab9920455cb230e5f8e7f",
+    "wiki_56":
+        "f3d9a621be3b2c3a88496efe969a0cac4b941a245d29b93fd2a5bf709fb76e3d",
+    "wiki_57":
+        "a2f13d33363b750fb6655f23a9501879563c9b9afdf81266808fbd6e4432f1f8",
+    "wiki_58":
+        "bca64b183d835b99fbfac9e5b0a3b9000b11734eb2d503a3807ed9231480770c",
+    "wiki_59":
+        "14d472c941508fb684ea84e8f69802816626eb1a9a0bfa821a0d5a2e53e0563c",
+    "wiki_60":
+        "89fe0de683e867ec804d59578cda4041fb47b8dceaffbe82a455e3540c81bc0c",
+    "wiki_61":
+        "004e6b8ce0a6d06fcd35f46dfab9400ed1c0704c323a2b8d4b1fcdac47833e87",
+    "wiki_62":
+        "8e96fc1161179a5832a5864e0767df47d5d5b3628e5fcb666abdbce2ef83c675",
+    "wiki_63":
+        "0eb7f3f22b046ad1dddac2e37ea2b2e17459451763e91e73709174bc8925318f",
 }
 
 
@@ -138,22 +251,37 @@ def clean_corpus(
   return train, validation
 
 
-def read_sources(source_dir: str) -> List[str]:
-  """Texts of the upstream files, in name order, after checking their sha256."""
+def read_sources(
+    source_dirs: Union[str, Sequence[str]],
+    sources: Optional[Dict[str, str]] = None) -> List[str]:
+  """Texts of the upstream files, in name order, after checking their sha256.
+
+  Args:
+    source_dirs: folder(s) holding the files; each file is taken from the
+      first folder that has it.
+    sources: file name -> sha256; default the ten files of the embedded
+      corpus.
+  """
+  if isinstance(source_dirs, str):
+    source_dirs = [source_dirs]
+  sources = SOURCE_SHA256 if sources is None else sources
   texts = []
-  for name, expected in sorted(SOURCE_SHA256.items()):
-    path = os.path.join(source_dir, name)
-    if not os.path.isfile(path):
+  for name, expected in sorted(sources.items()):
+    candidates = [os.path.join(d, name) for d in source_dirs]
+    path = next((c for c in candidates if os.path.isfile(c)), None)
+    if path is None:
       raise FileNotFoundError(
-          f"Wikipedia source file {path} is missing; pass the folder holding "
-          f"wiki_00 ... wiki_09 (WikiExtractor output) as --source_dir.")
+          f"Wikipedia source file {' or '.join(candidates)} is missing; "
+          f"pass the folder(s) holding {min(sources)} ... {max(sources)} "
+          "(WikiExtractor output of Vibhas-hs-edu/WikiTasks text/AA/, see "
+          "switch_mtf/tasks/data/wiki/SOURCE.md) as --source_dir.")
     with open(path, "rb") as f:
       data = f.read()
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
       raise ValueError(
           f"{path} has sha256 {actual}, expected {expected}: it is not the "
-          "upstream file the shipped corpus was built from.")
+          "upstream file the corpus is built from.")
     texts.append(data.decode("utf-8"))
   return texts
 
@@ -224,14 +352,37 @@ def paragraphs_of_line(line: str) -> List[str]:
   return fields[2:]
 
 
-def build_corpus(source_dir: str, output_dir: str) -> Tuple[str, str]:
-  """Writes the cleaned train/validation files; returns their paths."""
-  train, validation = clean_corpus(read_sources(source_dir))
+def build_corpus(
+    source_dirs: Union[str, Sequence[str]], output_dir: str,
+    sources: Optional[Dict[str, str]] = None,
+    expected_sha256: Optional[Dict[str, str]] = None) -> Tuple[str, str]:
+  """Writes the cleaned train/validation files; returns their paths.
+
+  Both files are written beside their final names and renamed into place
+  only when complete (and, with `expected_sha256`, only when they are the
+  expected bytes), so an interrupted or wrong build never leaves a corpus
+  a task would read.
+  """
+  train, validation = clean_corpus(read_sources(source_dirs, sources))
+  files = {TRAIN_FILE: articles_to_gzip(train),
+           VALIDATION_FILE: articles_to_gzip(validation)}
+  for name, data in files.items():
+    actual = hashlib.sha256(data).hexdigest()
+    if expected_sha256 and actual != expected_sha256[name]:
+      raise ValueError(
+          f"The rebuilt {name} has sha256 {actual}, expected "
+          f"{expected_sha256[name]}: the cleaning rules or the sources "
+          "differ from those the corpus was defined with.")
   os.makedirs(output_dir, exist_ok=True)
-  paths = []
-  for name, articles in ((TRAIN_FILE, train), (VALIDATION_FILE, validation)):
-    path = os.path.join(output_dir, name)
-    with open(path, "wb") as f:
-      f.write(articles_to_gzip(articles))
-    paths.append(path)
-  return paths[0], paths[1]
+  for name, data in files.items():
+    with open(os.path.join(output_dir, name + ".partial"), "wb") as f:
+      f.write(data)
+  written = [os.path.join(output_dir, name) for name in files]
+  for path in written:
+    os.replace(path + ".partial", path)
+  return written[0], written[1]
+
+
+def file_sha256(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.file_digest(f, "sha256").hexdigest()
