@@ -21,6 +21,7 @@ from switch_mtf.tasks import own_corpus_config as config_lib
 
 Document = Tuple[int, str]  # (line or record number, text)
 _GZIP_MAGIC = b"\x1f\x8b"
+_HEAD_BYTES = 8192
 
 
 def _open(path: str) -> BinaryIO:
@@ -28,19 +29,32 @@ def _open(path: str) -> BinaryIO:
   return gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
 
 
+def _binary(path: str, number: int, gzip_magic: bool) -> ValueError:
+  return ValueError(
+      "%s:%d: holds a NUL byte, so this is a binary file, not text.%s"
+      % (path, number, " It is gzip-compressed: name it *.gz." if gzip_magic
+         else " For tf.train.Example records use own_corpus.format = "
+         "'tfrecord'."))
+
+
+def _check_head(path: str) -> None:
+  """A binary file is told by NUL bytes near its start, before any line
+  of it fails to decode as text."""
+  with _open(path) as f:
+    head = f.read(_HEAD_BYTES)
+  if b"\0" in head:
+    raise _binary(path, head[:head.index(b"\0")].count(b"\n") + 1,
+                  head.startswith(_GZIP_MAGIC))
+
+
 def _lines(path: str) -> Iterator[Tuple[int, str]]:
   """(line number, text without its line end), decoded strictly as UTF-8."""
   try:
+    _check_head(path)
     with _open(path) as f:
       for number, raw in enumerate(f, start=1):
         if b"\0" in raw:
-          hint = (" It is gzip-compressed: name it *.gz." if number == 1 and
-                  raw.startswith(_GZIP_MAGIC) else
-                  " For tf.train.Example records use own_corpus.format = "
-                  "'tfrecord'.")
-          raise ValueError(
-              "%s:%d: holds a NUL byte, so this is a binary file, not "
-              "text.%s" % (path, number, hint))
+          raise _binary(path, number, gzip_magic=False)
         try:
           line = raw.decode("utf-8")
         except UnicodeDecodeError as e:

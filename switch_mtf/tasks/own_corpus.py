@@ -16,6 +16,7 @@ import tensorflow.compat.v2 as tf
 
 from switch_mtf.tasks import corpus_files
 from switch_mtf.tasks import denoising
+from switch_mtf.tasks import own_corpus_check
 from switch_mtf.tasks import own_corpus_config as config_lib
 from switch_mtf.tasks import registry
 from switch_mtf.tasks import vocab
@@ -89,7 +90,18 @@ def documents(split: str, shuffle_files: bool,
   return texts.map(lambda text: {"text": text})
 
 
-_SOURCE = seqio.FunctionDataSource(documents, splits=config_lib.SPLITS)
+class OwnCorpusSource(seqio.FunctionDataSource):
+  """The bound corpus, with a pre-flight check that reads all of a split."""
+
+  def __init__(self):
+    super().__init__(documents, splits=config_lib.SPLITS)
+
+  def preflight_problems(self, split: str) -> List[str]:
+    """What would stop `split` from being read; [] when nothing would."""
+    return own_corpus_check.problems(split)
+
+
+_SOURCE = OwnCorpusSource()
 
 registry.add_task(
     SPAN_CORRUPTION_TASK,

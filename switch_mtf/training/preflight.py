@@ -298,6 +298,14 @@ def embedded_data_files(task_name: str, split: str) -> List[str]:
   return [path for path in candidates if os.path.isfile(path)]
 
 
+def source_problems(task: seqio.Task, split: str) -> List[str]:
+  """What a source that checks its own data (`preflight_problems`, e.g. the
+  own corpus, which reads every file) finds wrong with `split`."""
+  check = getattr(task.source, "preflight_problems", None)
+  return ["task %r: %s" % (task.name, problem)
+          for problem in (check(split) if check else [])]
+
+
 def data_problems(mixture_or_task_name: str, sequence_length: Any,
                   split: str) -> List[str]:
   """The task or mixture exists and each trained task yields an example."""
@@ -315,6 +323,7 @@ def data_problems(mixture_or_task_name: str, sequence_length: Any,
   for task in tasks:
     damaged = gzip_problems([p for p in embedded_data_files(task.name, split)
                              if p.endswith(".gz")])
+    damaged += source_problems(task, split)
     if damaged:
       found += damaged
       continue
