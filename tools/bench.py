@@ -25,7 +25,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument("--quick", action="store_true",
                       help="the < 15 minute subset (make bench-quick).")
   parser.add_argument("--parts", default="",
-                      help="comma list of speed,models,paper,profile,cluster,claims.")
+                      help="comma list of speed,models,paper,profile,cluster,"
+                      "claims,headline.")
   parser.add_argument("--results_dir", default="results")
   parser.add_argument("--work_dir", default=None,
                       help="scratch folder for CLI model directories "

@@ -9,6 +9,8 @@ Parts (each resumable, each with its own JSON under the results folder):
   cluster  the cluster layouts over worker processes:
            bytes between tasks, step time vs one process -> speed/cluster.json
   claims   the paper's claims through the CLI         -> claims/runs.json
+  headline the headline experiment (issue 18): pilots and the
+           main runs on the large Wikipedia corpus    -> headline/runs.json
 Quick mode runs speed (a smaller grid), models (fewer experts), paper and
 one seed of the sample-efficiency curve at 200 steps, into quick/.
 
@@ -26,6 +28,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from switch_mtf.bench.claims import execute as claims_execute
+from switch_mtf.bench.claims import headline
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.claims import report as claims_report
 from switch_mtf.bench.claims import runs as claims_runs
@@ -41,8 +44,10 @@ from switch_mtf.bench.speed import report as speed_report
 from switch_mtf.bench.speed import scaling
 from switch_mtf.bench.speed import timing
 from switch_mtf.cli import gin_paths
+from switch_mtf.tasks import wiki_large
 
-PARTS = ("speed", "models", "paper", "profile", "cluster", "claims")
+PARTS = ("speed", "models", "paper", "profile", "cluster", "claims",
+         "headline")
 PRECISION_KEY = "tiny/precision"  # paper Table 2's speed column
 QUICK_PARTS = ("speed", "models", "paper", "claims")
 DEFAULT_WORK_DIR = os.path.join(gin_paths.OUTPUT_ROOT, "bench")
@@ -102,7 +107,8 @@ class Options:
 def _dirs(options: Options) -> Dict[str, str]:
   root = results_root(options)
   return {"speed": os.path.join(root, "speed"),
-          "claims": os.path.join(root, "claims")}
+          "claims": os.path.join(root, "claims"),
+          "headline": os.path.join(root, "headline")}
 
 
 def _gin_names(specs: Sequence[model_step.ModelSpec]) -> List[str]:
@@ -254,4 +260,20 @@ def _run_parts(options: Options, parts: Sequence[str],
     written.append(claims_report.write(
         plan, runs_store, dirs["claims"],
         baselines=claims_plan.ablation_baselines(budget)))
+  if "headline" in parts and not options.quick:
+    headline_store = store("runs", dirs["headline"])
+    if not options.report_only:
+      wiki_large.ensure_built()
+      launcher = claims_runs.Launcher(
+          os.path.abspath(options.work_dir), log,
+          guarded=not options.unguarded,
+          perplexity_eval_steps=headline.EVAL_STEPS)
+      planned = [r for group in headline.plan().values() for r in group]
+      runs = [r for r in planned if not options.run_filter or any(
+          fnmatch.fnmatch(r.name, p) for p in options.run_filter)]
+      claims_execute.run_all(runs, headline_store, launcher, log,
+                             options.keep_checkpoints, planned,
+                             jobs=options.jobs, command=options.command or "",
+                             rerun_stale=options.rerun_stale,
+                             code_parts=headline.CODE)
   return written, stores

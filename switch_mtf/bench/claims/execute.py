@@ -33,7 +33,8 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
             keep_checkpoints: bool = True,
             plan_runs: Sequence[claims_runs.Run] = (),
             jobs: int = 1, command: str = "",
-            rerun_stale: bool = False) -> None:
+            rerun_stale: bool = False,
+            code_parts: Sequence[str] = provenance.CLI_CODE) -> None:
   """Trains and evaluates every run the store lacks, in the given order.
 
   plan_runs: every run of the plan (default: `runs`), where fine-tuning runs
@@ -45,6 +46,8 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   command: what started the suite, stored in each run's provenance; a
   stored run whose code or gin files changed since is reported stale, and
   trained again if rerun_stale.
+  code_parts: the switch_mtf code a run's result depends on (its
+  provenance's code hash).
   """
   by_name = {r.name: r for r in list(plan_runs) + list(runs)}
   needed = {r.init_from for r in by_name.values() if r.init_from}
@@ -79,7 +82,7 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
       return
     locked_log("claims: [%d/%d] %s" % (index + 1, len(runs), run.name))
     try:
-      entry = execute(run, launcher, init_run, command)
+      entry = execute(run, launcher, init_run, command, code_parts)
     except RunFailed as e:
       locked_log("claims: FAILED %s (not stored; the next call retries it)"
                  % e)
@@ -99,7 +102,8 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
 
 
 def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
-            init_run: claims_runs.Run = None, command: str = ""
+            init_run: claims_runs.Run = None, command: str = "",
+            code_parts: Sequence[str] = provenance.CLI_CODE
             ) -> Dict[str, Any]:
   """Trains (resuming from checkpoints), evaluates, parses; one entry."""
   init_steps = init_run.train_steps if init_run else 0
@@ -126,7 +130,7 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
                        if eval_cmd else None),
       "provenance": provenance.record(
           command, provenance.gin_files_of_flags(train_cmd + (eval_cmd or [])),
-          provenance.CLI_CODE),
+          code_parts),
       "load": monitor.summary(),
       "train_exit_code": code,
       "train_seconds": round(train_seconds, 1),

@@ -51,8 +51,10 @@ class Launcher:
   """Builds and runs the CLI commands of runs under a scratch directory."""
 
   def __init__(self, work_dir: str, log: Callable[[str], None] = print,
-               env: Optional[Dict[str, str]] = None, guarded: bool = True):
+               env: Optional[Dict[str, str]] = None, guarded: bool = True,
+               perplexity_eval_steps: int = PERPLEXITY_EVAL_STEPS):
     self.work_dir = work_dir
+    self.perplexity_eval_steps = perplexity_eval_steps
     self.guarded = guarded  # runs/reliable.gin after the run's gin files
     self.log = log
     self.env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1",
@@ -103,7 +105,7 @@ class Launcher:
           "--gin_file=perplexity_eval.gin",
           "--gin_param=utils.run.dataset_split = 'validation'",
           "--gin_param=utils.run.perplexity_eval_steps = %d"
-          % PERPLEXITY_EVAL_STEPS,
+          % self.perplexity_eval_steps,
       ]
     else:
       flags += ["--gin_file=bench/decode_eval.gin"]
