@@ -2,16 +2,19 @@
 
 Same text formats, postprocessors and metrics as the TFDS tasks
 (superglue.py); only the source differs. The folder is the shipped copy
-(`data/superglue`: BoolQ, CB, COPA, RTE, WSC) unless gin
+(`data/superglue`: BoolQ, CB, COPA, RTE, WSC; train and val only) unless gin
 `local_superglue_dir.path` or env SWITCH_MTF_SUPERGLUE_DIR names another in
-the official layout `<Task>/{train,val}.jsonl`, e.g. the full SuperGLUE
-release. The shipped BoolQ has no official train split: its train/val files
-are a split of the official validation set by Wikipedia article
-(superglue_data.py).
+the official layout `<Task>/{train,val,test}.jsonl` plus
+`AX-b/AX-b.jsonl` and `AX-g/AX-g.jsonl`, e.g. the full SuperGLUE release.
+Registration reads nothing, so a task whose files are missing fails, naming
+the file, only when it is used. The shipped BoolQ has no official train
+split: its train/val files are a split of the official validation set by
+Wikipedia article (superglue_data.py).
 """
 
 import functools
-from typing import Callable
+import os
+from typing import Callable, Sequence
 
 import seqio
 import tensorflow.compat.v2 as tf
@@ -27,28 +30,62 @@ GLUE_STYLE_TASKS = {
     "local_super_glue_boolq": ("boolq", "BoolQ"),
     "local_super_glue_cb": ("cb", "CB"),
     "local_super_glue_copa": ("copa", "COPA"),
+    "local_super_glue_multirc": ("multirc", "MultiRC"),
+    "local_super_glue_record": ("record", "ReCoRD"),
     "local_super_glue_rte": ("rte", "RTE"),
+    "local_super_glue_wic": ("wic", "WiC"),
+    "local_super_glue_axb": ("axb", "AX-b"),
+    "local_super_glue_axg": ("axg", "AX-g"),
 }
+# The tasks whose data is shipped (with WSC): the embedded, offline ones.
+SHIPPED_TASKS = ("local_super_glue_boolq", "local_super_glue_cb",
+                 "local_super_glue_copa", "local_super_glue_rte")
+# The diagnostics have one file, `<Task>/<Task>.jsonl`: the test split.
+DIAGNOSTIC_DIRS = ("AX-b", "AX-g")
 WSC_DIR = "WSC"
 WSC_TRAIN_TASK = "local_super_glue_wsc_simple_train"
 WSC_EVAL_TASK = "local_super_glue_wsc_simple_eval"
+# The shipped tasks, weighted by the examples of the folder in use.
 MIXTURE = "local_super_glue_proportional"
+
+
+def split_file(task_dir: str, split: str) -> str:
+  """The file of a split in the configured folder; it must exist."""
+  data_dir = readers.local_superglue_dir()
+  if split != "test":
+    return readers.split_file(data_dir, task_dir, split)
+  stem = os.path.join(data_dir, task_dir,
+                      task_dir if task_dir in DIAGNOSTIC_DIRS else "test")
+  for path in (stem + ".jsonl", stem + ".jsonl.gz"):
+    if os.path.isfile(path):
+      return path
+  raise FileNotFoundError(
+      f"{stem}.jsonl (or .jsonl.gz) not found: the 'test' split of "
+      f"{task_dir} needs it in the SuperGLUE folder {data_dir}. Point "
+      f"{readers.SUPERGLUE_DIR_ENV_VAR} (or gin `local_superglue_dir.path`) "
+      "at a folder in the official layout.")
+
+
+def task_splits(task_dir: str) -> Sequence[str]:
+  return ("test",) if task_dir in DIAGNOSTIC_DIRS else (
+      "train", "validation", "test")
 
 
 def load_split(config_name: str, task_dir: str, split: str,
                shuffle_files: bool, seed=None) -> tf.data.Dataset:
   """One split of a task from the configured folder, as TFDS examples."""
   del shuffle_files, seed  # One file per split; seqio shuffles examples.
-  path = readers.split_file(readers.local_superglue_dir(), task_dir, split)
-  return superglue_rows.to_dataset(
-      superglue_rows.read_examples(config_name, path))
+  # Test rows have no labels (the diagnostics' have); TFDS gives them -1.
+  return superglue_rows.to_dataset(superglue_rows.read_examples(
+      config_name, split_file(task_dir, split),
+      labels_required=split != "test"))
 
 
 def count_train_examples(config_name: str, task_dir: str,
                          positives_only: bool = False) -> int:
   """Training examples a task yields (WSC simple-train keeps positives)."""
-  path = readers.split_file(readers.local_superglue_dir(), task_dir, "train")
-  examples = superglue_rows.read_examples(config_name, path)
+  examples = superglue_rows.read_examples(config_name,
+                                          split_file(task_dir, "train"))
   if positives_only:
     examples = [e for e in examples if e["label"] == 1]
   return len(examples)
@@ -71,8 +108,8 @@ def _source(config_name: str, task_dir: str, splits) -> seqio.DataSource:
 for _name, (_config, _dir) in GLUE_STYLE_TASKS.items():
   registry.add_task(
       _name,
-      local=True,
-      source=_source(_config, _dir, ("train", "validation")),
+      local=_name in SHIPPED_TASKS,
+      source=_source(_config, _dir, task_splits(_dir)),
       output_features=vocab.output_features(),
       **superglue.glue_style_spec(_config))
 
@@ -86,14 +123,14 @@ registry.add_task(
 registry.add_task(
     WSC_EVAL_TASK,
     local=True,
-    source=_source(superglue.WSC_CONFIG, WSC_DIR, ("validation",)),
+    source=_source(superglue.WSC_CONFIG, WSC_DIR, ("validation", "test")),
     output_features=vocab.output_features(),
     **superglue.wsc_simple_spec(train=False))
 
 registry.add_mixture(
     MIXTURE,
-    [(name, _proportional_rate(config, task_dir))
-     for name, (config, task_dir) in GLUE_STYLE_TASKS.items()] +
+    [(name, _proportional_rate(*GLUE_STYLE_TASKS[name]))
+     for name in SHIPPED_TASKS] +
     [(WSC_TRAIN_TASK, _proportional_rate(superglue.WSC_CONFIG, WSC_DIR,
                                          positives_only=True)),
      (WSC_EVAL_TASK, 0.0)])

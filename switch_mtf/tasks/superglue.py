@@ -5,7 +5,9 @@ Text formats, postprocessors and metrics come from T5 itself (`glue_utils`,
 `super_glue_*_v102` tasks are; the local tasks (local_superglue.py) reuse the
 same specs so that only the source differs. WSC is run as T5 runs it: the
 "simple" variant (train on correct referents only, evaluate by comparing the
-predicted referent), together with DPR in the proportional mixture.
+predicted referent), together with DPR in the proportional mixture. AX-b and
+AX-g, which T5 leaves without metrics, are scored as the leaderboard scores
+them (superglue_metrics.py).
 """
 
 import functools
@@ -19,6 +21,7 @@ from t5.evaluation import metrics
 import tensorflow_datasets as tfds
 
 from switch_mtf.tasks import registry
+from switch_mtf.tasks import superglue_metrics
 from switch_mtf.tasks import vocab
 
 TFDS_VERSION = "1.0.2"
@@ -68,11 +71,19 @@ def glue_style_spec(config_name: str) -> Dict[str, Any]:
         key_map={"premise": "sentence1", "hypothesis": "sentence2",
                  "label": "label", "idx": "idx"}))
   text_preprocessors.append(glue_utils.get_glue_text_preprocessor(config))
-  return {
+  spec = {
       "preprocessors": text_preprocessors + list(_TOKENIZE_AND_EOS),
       "postprocess_fn": glue_utils.get_glue_postprocess_fn(config),
       "metric_fns": glue_utils.get_super_glue_metric(config_name),
   }
+  # T5 gives the diagnostics no metrics; their files have labels, and the
+  # leaderboard's metrics need nothing but those.
+  if config_name == "axb":
+    spec["metric_fns"] = superglue_metrics.AXB_METRICS
+  elif config_name == "axg":
+    spec["postprocess_fn"] = superglue_metrics.axg_postprocess
+    spec["metric_fns"] = superglue_metrics.AXG_METRICS
+  return spec
 
 
 def wsc_simple_spec(train: bool) -> Dict[str, Any]:

@@ -7,12 +7,9 @@ the metadata files such a prepared dataset has (same features) and mocks
 with them, so the read-only builder path users take is the one exercised.
 """
 
-import json
-
 import numpy as np
 import pytest
 import seqio
-import tensorflow_datasets as tfds
 from tensorflow_datasets.testing import mocking
 from t5.data import glue_utils
 
@@ -23,41 +20,18 @@ from switch_mtf.tasks import readers
 from switch_mtf.tasks import superglue
 from switch_mtf.tasks import superglue_rows
 from switch_mtf.tasks import vocab
+from tests.tasks import tfds_reference
 
 
 SENTINEL_0 = vocab.VOCABULARY.vocab_size - 1
 EOS = 1
 
 
-# Datasets the tasks read, as (name in the TFDS code, version read, splits).
-_PREPARED = [("c4/en", "3.0.1", ("train", "validation")),
-             ("definite_pronoun_resolution", "1.1.0", ("train", "test"))] + [
-                 (f"super_glue/{config}", "1.0.2",
-                  ("test",) if config in superglue.DIAGNOSTIC_CONFIGS else
-                  ("train", "validation", "test"))
-                 for config in list(superglue.GLUE_STYLE_TASKS) + ["wsc.fixed"]]
-
-
 @pytest.fixture(scope="module")
 def metadata_dir(tmp_path_factory):
-  """The metadata files of the prepared datasets, for MockPolicy.USE_FILES.
-
-  Features come from the TFDS code; split names are those of the prepared
-  releases. Reading through them is the read-only path of real prepared data.
-  """
-  root = tmp_path_factory.mktemp("tfds")
-  for name, version, splits in _PREPARED:
-    builder = tfds.builder(name, data_dir=str(root / "unused"))
-    version_dir = root / name / version
-    version_dir.mkdir(parents=True)
-    builder.info.write_to_directory(str(version_dir))
-    info_path = version_dir / "dataset_info.json"
-    info = json.loads(info_path.read_text())
-    info["version"] = version
-    info["splits"] = [{"name": split, "shardLengths": ["100"], "numBytes": "0"}
-                      for split in splits]
-    info_path.write_text(json.dumps(info))
-  return str(root)
+  """The metadata files of the prepared datasets, for MockPolicy.USE_FILES."""
+  return tfds_reference.write_prepared_metadata(
+      str(tmp_path_factory.mktemp("tfds")))
 
 
 def _mock(metadata_dir, num_examples):
@@ -263,9 +237,7 @@ def test_cb_uses_macro_f1_and_accuracy():
   assert scores["accuracy"] == pytest.approx(100 * 5 / 6)
 
 
-def test_diagnostics_have_no_metrics_and_wsc_eval_scores_accuracy():
-  for name in ("super_glue_axb", "super_glue_axg"):
-    assert not seqio.get_mixture_or_task(name).metric_fns
+def test_wsc_eval_scores_the_predicted_referent():
   examples = [{"label": 1, "targets_pretokenized": b"the dog"},
               {"label": 0, "targets_pretokenized": b"Anna"}]
   # Right: "dog" is the referent (label 1). Wrong: "anna" is named as the
