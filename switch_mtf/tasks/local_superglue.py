@@ -17,6 +17,7 @@ import os
 from typing import Callable, Sequence
 
 import seqio
+from t5.data import glue_utils
 import tensorflow.compat.v2 as tf
 
 from switch_mtf.tasks import readers
@@ -47,6 +48,12 @@ WSC_TRAIN_TASK = "local_super_glue_wsc_simple_train"
 WSC_EVAL_TASK = "local_super_glue_wsc_simple_eval"
 # The shipped tasks, weighted by the examples of the folder in use.
 MIXTURE = "local_super_glue_proportional"
+# Every task, weighted as T5's `super_glue_v102_proportional`.
+ALL_TASKS_MIXTURE = "local_super_glue_all_proportional"
+# Our name -> T5's, as for the TFDS tasks; DPR is no SuperGLUE file.
+T5_TASK_NAMES = {"local_" + ours: t5_name
+                 for ours, t5_name in superglue.T5_TASK_NAMES.items()
+                 if ours != superglue.DPR_TASK}
 
 
 def split_file(task_dir: str, split: str) -> str:
@@ -134,3 +141,9 @@ registry.add_mixture(
     [(WSC_TRAIN_TASK, _proportional_rate(superglue.WSC_CONFIG, WSC_DIR,
                                          positives_only=True)),
      (WSC_EVAL_TASK, 0.0)])
+
+# T5's weights are the official training-set sizes, so they need no reading.
+_T5_WEIGHTS = glue_utils.get_super_glue_weight_mapping()
+registry.add_mixture(
+    ALL_TASKS_MIXTURE,
+    [(ours, _T5_WEIGHTS[t5_name]) for ours, t5_name in T5_TASK_NAMES.items()])

@@ -8,17 +8,21 @@ the same files (tfds_reference.generated_dataset), and the TFDS tasks read
 them through `tfds.testing.mock_data`.
 """
 
+import collections
 import json
 import math
 import os
+import shutil
 
 import gin
 import numpy as np
 import pytest
 import seqio
+from t5.data import glue_utils
 from tensorflow_datasets.testing import mocking
 
 from switch_mtf.tasks import local_superglue
+from switch_mtf.tasks import paths
 from switch_mtf.tasks import readers
 from switch_mtf.tasks import superglue
 from switch_mtf.tasks import superglue_rows
@@ -244,6 +248,59 @@ def test_metrics_match_tfds_and_their_definitions(case, tfds_dir):
   # The gold labels as predictions score 100 on every metric.
   gold = _score(TASKS[config_name][0], local, _gold(local))
   assert gold == {name: 100.0 for name in expected}
+
+
+# ------------------------------------------------------------ mixture
+
+
+def test_all_tasks_mixture_has_t5_weights_and_reads_nothing(monkeypatch,
+                                                            tmp_path):
+  monkeypatch.setenv(readers.SUPERGLUE_DIR_ENV_VAR, str(tmp_path / "none"))
+  mixture = seqio.get_mixture_or_task(local_superglue.ALL_TASKS_MIXTURE)
+  rates = {t.name: mixture.get_rate(t) for t in mixture.tasks}
+  t5_weights = glue_utils.get_super_glue_weight_mapping()
+  assert rates == {
+      "local_super_glue_boolq": t5_weights["super_glue_boolq_v102"],
+      "local_super_glue_cb": t5_weights["super_glue_cb_v102"],
+      "local_super_glue_copa": t5_weights["super_glue_copa_v102"],
+      "local_super_glue_multirc": t5_weights["super_glue_multirc_v102"],
+      "local_super_glue_record": t5_weights["super_glue_record_v102"],
+      "local_super_glue_rte": t5_weights["super_glue_rte_v102"],
+      "local_super_glue_wic": t5_weights["super_glue_wic_v102"],
+      local_superglue.WSC_TRAIN_TASK:
+          t5_weights["super_glue_wsc_v102_simple_train"],
+      local_superglue.WSC_EVAL_TASK: 0.0,
+      "local_super_glue_axb": 0.0,
+      "local_super_glue_axg": 0.0,
+  }
+  # T5's mixture without DPR, which is no SuperGLUE file.
+  tfds_mixture = seqio.get_mixture_or_task(superglue.MIXTURE)
+  tfds_rates = {t.name: tfds_mixture.get_rate(t) for t in tfds_mixture.tasks}
+  del tfds_rates[superglue.DPR_TASK]
+  assert {"local_" + name: rate for name, rate in tfds_rates.items()} == rates
+
+
+def test_all_tasks_mixture_trains_on_every_task_with_weight(monkeypatch,
+                                                             tmp_path):
+  # The shipped train files and the fixtures' make a folder with every
+  # train split; the test-only diagnostics and WSC-eval are left out.
+  for task_dir in ("BoolQ", "CB", "COPA", "RTE", "WSC"):
+    shutil.copytree(os.path.join(paths.SUPERGLUE_DIR, task_dir),
+                    tmp_path / task_dir)
+  for task_dir in ("MultiRC", "ReCoRD", "WiC"):
+    shutil.copytree(os.path.join(FIXTURES, task_dir), tmp_path / task_dir)
+  monkeypatch.setenv(readers.SUPERGLUE_DIR_ENV_VAR, str(tmp_path))
+  mixture = seqio.get_mixture_or_task(local_superglue.ALL_TASKS_MIXTURE)
+  dataset = mixture.get_dataset(LENGTH, split="train", shuffle=True, seed=1,
+                                copy_pretokenized=True)
+  prefixes = collections.Counter(
+      e["inputs_pretokenized"].split(b" ")[0].decode()
+      for e in dataset.take(200).as_numpy_iterator())
+  assert set(prefixes) <= {"boolq", "cb", "copa", "multirc", "record", "rte",
+                           "wic", "wsc:"}
+  # ReCoRD has 75% of T5's weight, MultiRC 15%.
+  assert prefixes.most_common(2)[0][0] == "record"
+  assert prefixes["multirc"] > 0
 
 
 # ------------------------------------------------- missing files, bad rows
