@@ -50,6 +50,9 @@ PARTS = ("speed", "models", "paper", "profile", "cluster", "claims",
          "headline")
 PRECISION_KEY = "tiny/precision"  # paper Table 2's speed column
 QUICK_PARTS = ("speed", "models", "paper", "claims")
+SPEED_PARTS = ("speed", "models", "paper", "profile", "cluster")
+# The result files of the speed parts (speed -> layers.json).
+SPEED_STORES = ("layers", "models", "paper", "profile", "cluster")
 DEFAULT_WORK_DIR = os.path.join(gin_paths.OUTPUT_ROOT, "bench")
 # Whole models are built from gin (analysis) besides the layer.
 MODEL_CODE = provenance.SPEED_CODE + ("analysis", "bench/speed/model_step.py",
@@ -171,11 +174,11 @@ def _run_parts(options: Options, parts: Sequence[str],
   dirs = _dirs(options)
   meta = dict(provenance.machine(), date=time.strftime("%Y-%m-%d"))
   stores = {}
-  def store(name, folder):
-    stores[name] = store_lib.ResultStore(
+  def store(name, folder, key=None):
+    stores[key or name] = store_lib.ResultStore(
         os.path.join(folder, name + ".json"),
         command=None if options.report_only else options.command, meta=meta)
-    return stores[name]
+    return stores[key or name]
 
   protocol = QUICK_PROTOCOL if options.quick else FULL_PROTOCOL
 
@@ -240,9 +243,14 @@ def _run_parts(options: Options, parts: Sequence[str],
               [cluster_bench.layout_gin(name), *cluster_bench.spec_for(
                   name).gin_files], CLUSTER_CODE)
   written = []
-  if any(p in parts for p in ("speed", "models", "paper", "profile",
-                              "cluster")):
-    written.append(speed_report.write(stores, dirs["speed"]))
+  if any(p in parts for p in SPEED_PARTS):
+    # The summary shows every stored speed result, not only this call's.
+    speed_stores = dict(stores)
+    for name in SPEED_STORES:
+      path = os.path.join(dirs["speed"], name + ".json")
+      if name not in speed_stores and os.path.exists(path):
+        speed_stores[name] = store_lib.ResultStore(path)
+    written.append(speed_report.write(speed_stores, dirs["speed"]))
   if "claims" in parts:
     budget = claims_plan.QUICK if options.quick else claims_plan.FULL
     plan = claims_plan.claims(budget)
@@ -261,7 +269,7 @@ def _run_parts(options: Options, parts: Sequence[str],
         plan, runs_store, dirs["claims"],
         baselines=claims_plan.ablation_baselines(budget)))
   if "headline" in parts and not options.quick:
-    headline_store = store("runs", dirs["headline"])
+    headline_store = store("runs", dirs["headline"], key="headline")
     if not options.report_only:
       wiki_large.ensure_built()
       launcher = claims_runs.Launcher(

@@ -40,3 +40,19 @@ def test_run_records_its_invocation_but_report_only_does_not(tmp_path):
   assert not entry["whole_bench"]  # one part of five
   assert 0 <= entry["load"]["other_cpu_share_mean"] <= 1
   assert len(entry["commit"]) == 40
+
+
+def test_speed_summary_shows_the_parts_this_call_did_not_run(tmp_path):
+  # A call with one part used to rewrite summary.md with that part only.
+  results = tmp_path / "results"
+  os.makedirs(results / "speed")
+  for name in ("paper", "models"):
+    shutil.copyfile(os.path.join(repo_paths.REPO_DIR, "results", "speed",
+                                 name + ".json"),
+                    results / "speed" / (name + ".json"))
+  suite.run(suite.Options(results_dir=str(results), parts=["paper"],
+                          report_only=True), log=lambda message: None)
+  with open(results / "speed" / "summary.md") as f:
+    summary = f.read()
+  assert "## The paper's models on TPU layouts" in summary
+  assert "## Whole training step: tiny/E4,8,16,32,64" in summary
