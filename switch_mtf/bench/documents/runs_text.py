@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.documents import records
 from switch_mtf.cli import progress
 
@@ -134,7 +135,20 @@ def demo_timing(run: RunRecord) -> List[str]:
         is not None else "–"))
   lines += ["", "A load average near %d is the run's own threads; above it, "
             "other work shared the machine." % cores]
-  return lines
+  return lines + stale_note(run)
+
+
+def stale_note(run: RunRecord) -> List[str]:
+  """A warning line when the record's code or gin files changed since."""
+  reasons = provenance.stale_reasons(run.record.get("provenance"))
+  if not reasons:
+    return []
+  why = ("recorded without provenance (code hash, gin files)"
+         if not run.record.get("provenance")
+         else "; ".join(reasons) + " since this run")
+  return ["", "**Stale**: %s; its numbers may differ from what `%s` gives "
+          "today (re-run it and re-record it with tools/record_run.py)."
+          % (why, run.record["command"])]
 
 
 def distill_table(run: RunRecord) -> List[str]:
@@ -156,4 +170,5 @@ def distill_timing(run: RunRecord) -> List[str]:
   return took + ["- Recorded at commit %s%s on %s (%d cores)." % (
       (run.record["commit"] or "?")[:10],
       " (dirty)" if run.record["dirty"] else "",
-      run.record["machine"]["cpu_model"], run.record["machine"]["cores"])]
+      run.record["machine"]["cpu_model"], run.record["machine"]["cores"])
+                 ] + stale_note(run)

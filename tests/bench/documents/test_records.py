@@ -92,3 +92,52 @@ def test_the_record_names_the_checkout_the_run_folder_lives_in(tmp_path):
   assert len(provenance.git_state(run)["commit"]) == 40
   (tmp_path / "tracked.txt").write_text("b")
   assert provenance.git_state(run)["dirty"] is True
+
+
+def test_the_record_carries_provenance_and_is_shown_stale_when_code_changes(
+    tmp_path, monkeypatch):
+  monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+  run = _run_folder(str(tmp_path))
+  with open(os.path.join(run, "switch", "commands", "train.txt"), "w") as f:
+    f.write("switch_mtf_transformer --gin_file=dataset.gin "
+            "--gin_file=models/switch_tiny.gin --gin_param=x=1")
+  with open(os.path.join(run, "demo_timing.json"), "w") as f:
+    json.dump([{"phase": "pretrain switch", "seconds": 60.0,
+                "finished": "2026-12-06 10:00:00"}], f)
+  dest = str(tmp_path / "record")
+  records.import_run(run, dest, "make demo")
+  record = runs_text.RunRecord(dest)
+  stored = record.record["provenance"]
+  assert stored["code_parts"] == list(records.DEMO_CODE)
+  assert {"dataset.gin", "models/switch_tiny.gin",
+          "models/t5_tiny.gin"} <= set(stored["gin_files"])
+  assert not any("Stale" in line for line in runs_text.demo_timing(record))
+  # The code that ran differs from today's: the timing section says so.
+  stored["code_sha256"] = "0" * 64
+  stale = runs_text.demo_timing(record)
+  assert any(line.startswith("**Stale**: code of layer, tasks, cli, "
+                             "training, workflows changed") for line in stale)
+  # A record from before provenance is stale too.
+  del record.record["provenance"]
+  assert any("recorded without provenance" in line
+             for line in runs_text.demo_timing(record))
+
+
+def test_a_run_of_another_commit_is_refused_before_anything_is_replaced(
+    tmp_path):
+  def git(*args):
+    subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
+                   capture_output=True)
+  git("init", "-q")
+  (tmp_path / "tracked.txt").write_text("a")
+  git("add", "tracked.txt")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "-c",
+      "commit.gpgsign=false", "commit", "-qm", "c")
+  run = _run_folder(str(tmp_path / "output"))
+  dest = tmp_path / "record"
+  dest.mkdir()
+  (dest / records.RECORD_FILE).write_text("{}")
+  with pytest.raises(records.RecordError, match="import it with the tools "
+                     "of the checkout that ran it"):
+    records.import_run(run, str(dest), "make demo")
+  assert (dest / records.RECORD_FILE).read_text() == "{}"
