@@ -130,9 +130,11 @@ def _speedup_without_aux(switch_entry, dense_entry):
 
 
 def sample_efficiency(runs: Sequence[claims_runs.Run],
-                      entries: Dict[str, Any]) -> Dict[str, Any]:
+                      entries: Dict[str, Any],
+                      dense_config: Optional[str] = None) -> Dict[str, Any]:
+  """Each config against the dense one (default: the config named *dense)."""
   groups = group(runs, entries)
-  dense_name = next(c for c in groups if c.endswith("dense"))
+  dense_name = dense_config or next(c for c in groups if c.endswith("dense"))
   dense_by_seed = {r.seed: e for r, e in groups[dense_name]}
   rows = {}
   for config, pairs in groups.items():
