@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import headline
+from switch_mtf.bench.claims import headline_report
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.claims import report as claims_report
 from switch_mtf.bench.claims import runs as claims_runs
@@ -284,4 +285,5 @@ def _run_parts(options: Options, parts: Sequence[str],
                              jobs=options.jobs, command=options.command or "",
                              rerun_stale=options.rerun_stale,
                              code_parts=headline.CODE)
+    written.append(headline_report.write(headline_store, dirs["headline"]))
   return written, stores

@@ -63,15 +63,32 @@ def _run(protocol: Protocol, name: str, seed: int, model_gin: str,
              mixture=MIXTURE, checkpoint_every=protocol.checkpoint_every)
 
 
+def pilot_protocols() -> List[Protocol]:
+  return [dataclasses.replace(PILOT, recipe=recipe) for recipe in RECIPES]
+
+
 def pilots() -> List[Run]:
   """Seed 0 of dense and Switch E32 under each candidate schedule."""
   out = []
-  for recipe in RECIPES:
-    protocol = dataclasses.replace(PILOT, recipe=recipe)
+  for protocol in pilot_protocols():
     out += [dense(protocol, 0), switch(protocol, 0, 32)]
   return out
 
 
+def describe(protocol: Protocol) -> str:
+  return "%s%d steps, %s learning rate (%s)" % (
+      "pilot: " if protocol.prefix else "", protocol.steps,
+      "constant" if protocol.recipe == "const" else "rsqrt",
+      RECIPES[protocol.recipe])
+
+
 def plan() -> Dict[str, List[Run]]:
-  """Group -> runs, in the order they run."""
-  return {"pilots": pilots()}
+  """Each protocol's description -> its runs (dense first), in run order."""
+  return {describe(p): [r for r in pilots() if "_%s_" % p.recipe in r.name]
+          for p in pilot_protocols()}
+
+
+def dense_config(runs: List[Run]) -> str:
+  """The config name (run name without its seed) of a group's dense runs."""
+  return next(r.name for r in runs if r.model_gin == tiny_models.DENSE_GIN
+              ).rsplit("_s", 1)[0]

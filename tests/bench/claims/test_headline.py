@@ -52,3 +52,28 @@ def test_code_hash_ignores_other_tasks_but_not_this_one(tmp_path):
   assert provenance.code_hash(headline.CODE, str(tmp_path)) == before
   (tasks / "wiki_large.py").write_text("# wiki_large, changed\n")
   assert provenance.code_hash(headline.CODE, str(tmp_path)) != before
+
+
+def _entry(run, curve):
+  return {"run": run.as_dict(), "eval": {
+      str(step): {"neg_log_perplexity": -ce} for step, ce in curve}}
+
+
+def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
+  from switch_mtf.bench.claims import headline_report  # pylint: disable=g-import-not-at-top
+  from switch_mtf.bench.common import store as store_lib  # pylint: disable=g-import-not-at-top
+  dense, switch = headline.pilots()[:2]
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  # Dense ends at 5.0 after 4000 steps; Switch is at 5.0 halfway between
+  # its checkpoints at 1500 (5.2) and 2500 (4.8): step 2000, 2.00x.
+  store.put(dense.name, _entry(dense, [(500, 6.0), (2500, 5.4),
+                                       (4000, 5.0)]))
+  store.put(switch.name, _entry(switch, [(500, 5.8), (1500, 5.2),
+                                         (2500, 4.8), (4000, 4.6)]))
+  path = headline_report.write(store, str(tmp_path))
+  with open(path) as f:
+    summary = f.read()
+  assert ("| Switch E32 | 1 | 4.600 (1 seed) | -0.400 (1 seed, no interval) "
+          "| 2.00× (1 seed) |") in summary
+  assert "| dense (t5_tiny) | 1 | 5.000 (1 seed) | – | – |" in summary
+  assert os.path.exists(tmp_path / "val_ce_0.png")
