@@ -56,3 +56,27 @@ def test_speed_summary_shows_the_parts_this_call_did_not_run(tmp_path):
     summary = f.read()
   assert "## The paper's models on TPU layouts" in summary
   assert "## Whole training step: tiny/E4,8,16,32,64" in summary
+
+
+def test_documents_sum_the_measured_pieces_of_make_bench(tmp_path):
+  from switch_mtf.bench.documents import sections  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path)
+  speed = {"parts": ["speed", "models", "paper", "profile", "cluster"],
+           "filtered": False, "wall_seconds": 600.0, "whole_bench": False,
+           "command": "python tools/bench.py --parts=...", "quick": False,
+           "started": "2026-12-06 10:00:00", "results_stored": 3,
+           "commit": "a" * 40, "dirty": False,
+           "load": {"other_cpu_share_mean": 0.01, "other_cpu_share_max": 0.02}}
+  invocations.record(root, speed)
+  os.makedirs(os.path.join(root, "claims"))
+  with open(os.path.join(root, "claims", "runs.json"), "w") as f:
+    json.dump({"entries": {"a": {"train_seconds": 3000.0,
+                                 "eval_seconds": 600.0},
+                           "b": {"train_seconds": 1800.0}}}, f)
+  lines = sections._invocations(root)  # pylint: disable=protected-access
+  assert lines[-1] == (
+      "Measured pieces of it: the speed parts in one invocation, 10:00 "
+      "(2026-12-06); the 2 stored claims runs, 1:30:00 summed (training + "
+      "evaluation of each, under its recorded load); together 1:40:00 (a "
+      "sum of run times: runs that trained side by side each count in "
+      "full).")

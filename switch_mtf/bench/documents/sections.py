@@ -2,6 +2,7 @@
 them; `write` fills them all in (or reports the ones that drifted)."""
 
 import functools
+import json
 import os
 from typing import Callable, Dict, List, Sequence
 
@@ -40,8 +41,48 @@ def _invocations(results_dir: str) -> List[str]:
              "time yet."]
   if not whole:
     lines += ["", "The whole `make bench` (every part, no filter, in one "
-              "invocation) has not been timed yet."]
+              "invocation) has not been timed yet."] + _measured_pieces(
+                  results_dir)
   return lines
+
+
+_SPEED_PARTS = {"speed", "models", "paper", "profile", "cluster"}
+_RUN_PARTS = (("claims", "claims"), ("headline", "headline"))
+
+
+def _measured_pieces(results_dir: str) -> List[str]:
+  """What the stored results measured of their own time, part by part.
+
+  The speed parts: the latest invocation that ran all of them. The CLI
+  runs: each stored run's training and evaluation wall-clock, summed (each
+  under the load recorded with it). A sum of measurements, not a model.
+  """
+  pieces, total = [], 0.0
+  speed = [e for e in invocations.load(results_dir)
+           if _SPEED_PARTS <= set(e["parts"]) and not e["filtered"]]
+  if speed:
+    seconds = speed[-1]["wall_seconds"]
+    total += seconds
+    pieces.append("the speed parts in one invocation, %s (%s)" % (
+        progress.format_duration(seconds), speed[-1]["started"][:10]))
+  for part, folder in _RUN_PARTS:
+    path = os.path.join(results_dir, folder, "runs.json")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      entries = json.load(f)["entries"].values()
+    seconds = sum(e.get("train_seconds", 0) + e.get("eval_seconds", 0)
+                  for e in entries)
+    if seconds:
+      total += seconds
+      pieces.append("the %d stored %s runs, %s summed (training + "
+                    "evaluation of each, under its recorded load)" % (
+                        len(entries), part, progress.format_duration(seconds)))
+  if not pieces:
+    return []
+  return ["", "Measured pieces of it: %s; together %s (a sum of run "
+          "times: runs that trained side by side each count in full)." % (
+              "; ".join(pieces), progress.format_duration(total))]
 
 
 class Sections:
