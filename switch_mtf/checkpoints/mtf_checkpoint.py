@@ -1,0 +1,138 @@
+"""Mesh TF checkpoints written in shards and read one tensor at a time.
+
+`write` saves tensors as TF's Saver would (a V2 bundle `model.ckpt-<step>`
+with `.index` and `.data-*` files plus the `checkpoint` state file, paths
+relative so the dir can move), a shard of at most `shard_bytes` at a time:
+each shard is written by a SaveV2 op into `model.ckpt-<step>_temp/`, and
+MergeV2Checkpoints joins them, so no more than one shard (or one tensor
+bigger than that) is in memory. Mesh TF restores variables by name, in the
+gin's master dtype, and skips optimizer slots it does not find
+(utils.run's init_checkpoint), so weights plus `global_step` suffice.
+"""
+
+import os
+import re
+from typing import Iterable, List, Tuple
+
+from google.protobuf import text_format
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from switch_mtf.checkpoints import tensor_source
+from switch_mtf.checkpoints.errors import ConversionError
+from switch_mtf.cli import checkpoints as cli_checkpoints
+
+DEFAULT_SHARD_BYTES = 1 << 30
+GLOBAL_STEP = "global_step"
+# Variables of training that are not model weights: the step and optimizer
+# slots (Adafactor's `<var>_slot_vr`, `_slot_vc`, `_slot_v`, `_slot_m`).
+_TRAINING_STATE = re.compile(r"^global_step$|_slot_\w+$")
+
+
+def write(directory: str, step: int,
+          tensors: Iterable[Tuple[str, np.ndarray]],
+          shard_bytes: int = DEFAULT_SHARD_BYTES) -> str:
+  """Writes `model.ckpt-<step>` and the state file; returns the prefix."""
+  prefix = cli_checkpoints.checkpoint_path(directory, step)
+  temp_dir = prefix + "_temp"
+  os.mkdir(temp_dir)
+  parts: List[str] = []
+  batch: List[Tuple[str, np.ndarray]] = []
+  batch_bytes = 0
+  for name, array in tensors:
+    if batch and batch_bytes + array.nbytes > shard_bytes:
+      parts.append(_save_part(temp_dir, len(parts), batch))
+      batch, batch_bytes = [], 0
+    batch.append((name, array))
+    batch_bytes += array.nbytes
+  batch.append((GLOBAL_STEP, np.array(step, dtype=np.int64)))
+  parts.append(_save_part(temp_dir, len(parts), batch))
+  _run(lambda: tf.raw_ops.MergeV2Checkpoints(
+      checkpoint_prefixes=parts, destination_prefix=prefix,
+      delete_old_dirs=True))
+  if os.path.isdir(temp_dir):
+    os.rmdir(temp_dir)
+  name = os.path.basename(prefix)
+  state = tf.train.generate_checkpoint_state_proto(
+      directory, name, all_model_checkpoint_paths=[name])
+  with open(os.path.join(directory, cli_checkpoints.STATE_FILE), "w") as f:
+    f.write(text_format.MessageToString(state))
+  return prefix
+
+
+def _save_part(temp_dir: str, index: int,
+               batch: List[Tuple[str, np.ndarray]]) -> str:
+  part = os.path.join(temp_dir, "part-%05d" % index)
+  with tf.Graph().as_default():
+    feeds = {}
+    values = []
+    for _, array in batch:
+      placeholder = tf.placeholder(tf.as_dtype(array.dtype), array.shape)
+      feeds[placeholder] = array
+      values.append(placeholder)
+    op = tf.raw_ops.SaveV2(prefix=part,
+                           tensor_names=[name for name, _ in batch],
+                           shape_and_slices=[""] * len(batch),
+                           tensors=values)
+    with tf.Session() as session:
+      session.run(op, feed_dict=feeds)
+  return part
+
+
+def _run(make_op) -> None:
+  with tf.Graph().as_default():
+    op = make_op()
+    with tf.Session() as session:
+      session.run(op)
+
+
+class MtfCheckpoint(tensor_source.TensorSource):
+  """The weights of one Mesh TF checkpoint (training state left out)."""
+
+  def __init__(self, prefix: str):
+    self.prefix = prefix
+    try:
+      self._reader = tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+      raise ConversionError("%s is not a readable checkpoint (%s)." % (
+          prefix, str(e).splitlines()[0])) from e
+    shapes = self._reader.get_variable_to_shape_map()
+    dtypes = self._reader.get_variable_to_dtype_map()
+    self._entries = {name: (tuple(shapes[name]), dtypes[name].name)
+                     for name in sorted(shapes)
+                     if not _TRAINING_STATE.search(name)}
+    self.step = (int(self._reader.get_tensor(GLOBAL_STEP))
+                 if GLOBAL_STEP in shapes else None)
+
+  def names(self) -> List[str]:
+    return list(self._entries)
+
+  def shape(self, name: str) -> Tuple[int, ...]:
+    return self._entries[name][0]
+
+  def dtype(self, name: str) -> str:
+    return self._entries[name][1]
+
+  def read(self, name: str) -> np.ndarray:
+    try:
+      return self._reader.get_tensor(name)
+    except (tf.errors.OpError, IndexError) as e:
+      raise ConversionError("%s: tensor %s cannot be read (%s)." % (
+          self.prefix, name, str(e).splitlines()[0])) from e
+
+  def location(self, name: str) -> str:
+    return self.prefix
+
+
+def latest(model_dir: str, step: int = None) -> str:
+  """The prefix of the model dir's checkpoint at `step` (default: latest)."""
+  if step is None:
+    step = cli_checkpoints.latest_step(model_dir)
+    if step is None:
+      raise ConversionError("%s has no checkpoint (no `checkpoint` state "
+                            "file pointing at one)." % model_dir)
+  missing = cli_checkpoints.files_present(model_dir, step)
+  if missing:
+    raise ConversionError("%s: checkpoint step %d is incomplete (%s)."
+                          % (model_dir, step, missing))
+  return cli_checkpoints.checkpoint_path(model_dir, step)

@@ -1,0 +1,47 @@
+"""The model's SentencePiece vocabulary, checked against its embedding.
+
+Our tasks add T5's 100 sentinel ids to the SentencePiece model and Mesh TF
+pads the embedding to a multiple of 128 rows, so a model converts only with
+the vocabulary it was trained with: e.g. T5's 32000 pieces -> 32100 ids ->
+32128 rows, the `vocab_size` of every released T5 and Switch model.
+"""
+
+import sentencepiece
+import tensorflow as tf
+
+from switch_mtf.checkpoints import mtf_names
+from switch_mtf.checkpoints.errors import ConversionError
+from switch_mtf.tasks import vocab as task_vocab
+
+FILE_NAME = "spiece.model"
+
+
+def embedding_rows(path: str) -> int:
+  """Mesh TF's embedding rows for the SentencePiece model at `path`."""
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      processor = sentencepiece.SentencePieceProcessor(
+          model_proto=f.read())
+  except (tf.errors.OpError, RuntimeError, OSError) as e:
+    raise ConversionError("%s is not a readable SentencePiece model (%s)."
+                          % (path, str(e).splitlines()[0])) from e
+  return mtf_names.padded_vocab_size(
+      processor.get_piece_size() + task_vocab.EXTRA_IDS)
+
+
+def check(path: str, vocab_size: int, described_by: str) -> None:
+  """Raises unless the vocabulary yields `vocab_size` embedding rows."""
+  rows = embedding_rows(path)
+  if rows != vocab_size:
+    raise ConversionError(
+        "%s gives %d embedding rows (its pieces + %d sentinels, padded to a "
+        "multiple of 128) but %s has %d: pass the model's own "
+        "vocabulary." % (path, rows, task_vocab.EXTRA_IDS, described_by,
+                         vocab_size))
+
+
+def copy(path: str, model_dir: str) -> str:
+  """Copies the vocabulary into the model dir; returns the copy's path."""
+  destination = "%s/%s" % (model_dir, FILE_NAME)
+  tf.io.gfile.copy(path, destination, overwrite=True)
+  return destination

@@ -1,0 +1,98 @@
+"""Converts released checkpoints to Mesh TF model dirs and back.
+
+Modes:
+  hf-to-mtf HF_DIR MODEL_DIR
+      A Hugging Face folder (config.json, model.safetensors or
+      pytorch_model.bin or their sharded forms, spiece.model) of a
+      SwitchTransformers or T5 (v1.0 / v1.1) model -> a Mesh TF model dir:
+      model.ckpt-<step> + the `checkpoint` state file, model.gin (pass it
+      with --gin_file), spiece.model and conversion.json. No torch needed.
+
+Example (google/switch-base-8 downloaded to ./switch-base-8):
+
+  python tools/convert_checkpoint.py hf-to-mtf switch-base-8 \\
+      output/switch_base_8
+
+then fine-tune with --gin_file=output/switch_base_8/model.gin and
+--gin_param="utils.run.init_checkpoint='output/switch_base_8/model.ckpt-0'".
+Every check runs before anything is written; a bad input is reported on one
+line naming the file, key or tensor, with exit status 2. The output dir
+appears only when complete and is never replaced without --overwrite.
+docs/checkpoints.md has the name mapping and the cases that are refused.
+"""
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+# Before TensorFlow loads: keep its C++ start-up notices off the terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--overwrite", action="store_true",
+                      help="replace the output dir if it exists (only once "
+                      "the new one is complete)")
+
+
+def _add_mtf_output_flags(parser: argparse.ArgumentParser) -> None:
+  _add_output_flags(parser)
+  parser.add_argument("--dtype", choices=("bfloat16", "float32"),
+                      default="bfloat16",
+                      help="dtype of the Mesh TF checkpoint, bound as the "
+                      "gin's master dtype (default: %(default)s, Mesh TF's "
+                      "default; float32 keeps float32 weights exact)")
+  parser.add_argument("--shard_mb", type=int, default=1024,
+                      help="checkpoint shard size in MiB; peak memory is "
+                      "about one shard or one tensor, whichever is larger "
+                      "(default: %(default)s)")
+  parser.add_argument("--vocabulary", default=None,
+                      help="SentencePiece model of the model's vocabulary "
+                      "(default: the source's spiece.model)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
+  hf = modes.add_parser(
+      "hf-to-mtf", help="Hugging Face folder -> Mesh TF model dir",
+      description="Hugging Face T5 / SwitchTransformers folder -> Mesh TF "
+      "model dir.")
+  hf.add_argument("hf_dir", help="the Hugging Face model folder")
+  hf.add_argument("model_dir", help="the Mesh TF model dir to create")
+  hf.add_argument("--step", type=int, default=0,
+                  help="global step stored in the checkpoint; fine-tuning "
+                  "counts on from it (default: %(default)s; HF does not "
+                  "record the pre-training step)")
+  _add_mtf_output_flags(hf)
+  return parser
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+  return build_parser().parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  args = parse_args(argv)
+  # pylint: disable=g-import-not-at-top
+  from switch_mtf.checkpoints import import_hf
+  from switch_mtf.checkpoints.errors import ConversionError
+  # pylint: enable=g-import-not-at-top
+  try:
+    result = import_hf.import_hf(
+        args.hf_dir, args.model_dir, dtype=args.dtype, step=args.step,
+        vocabulary=args.vocabulary, overwrite=args.overwrite,
+        shard_bytes=args.shard_mb << 20)
+  except ConversionError as e:
+    print("convert_checkpoint: error: %s" % e, file=sys.stderr)
+    return 2
+  print("wrote %s (%.1f MB)" % (result.model_dir, result.bytes_written / 1e6))
+  print("  checkpoint: %s" % result.checkpoint_prefix)
+  print("  gin:        --gin_file=%s" % result.gin_file)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
