@@ -21,6 +21,7 @@ from switch_mtf.tasks import readers
 from switch_mtf.tasks import registry
 from switch_mtf.tasks import vocab
 from switch_mtf.tasks import wiki
+from tests.tasks import superglue_testing
 
 SENTINEL_0 = vocab.VOCABULARY.vocab_size - 1  # <extra_id_0>
 EOS = 1
@@ -192,18 +193,6 @@ def test_local_wsc_simple_marks_the_pronoun_and_predicts_the_referent():
   assert all(e["label"] == 1 for e in train)
 
 
-def _score(task_name, examples, predictions):
-  task = seqio.get_mixture_or_task(task_name)
-  targets = [task.postprocess_fn(e["targets_pretokenized"].decode(),
-                                 example=e, is_target=True) for e in examples]
-  outputs = [task.postprocess_fn(p, example=e, is_target=False)
-             for p, e in zip(predictions, examples)]
-  scores = {}
-  for metric_fn in task.metric_fns:
-    scores.update(metric_fn(targets, outputs))
-  return scores
-
-
 def test_local_cb_scores_with_macro_f1_and_accuracy():
   examples = _validation("local_super_glue_cb")
   truth = [e["targets_pretokenized"].decode() for e in examples]
@@ -211,12 +200,12 @@ def test_local_cb_scores_with_macro_f1_and_accuracy():
   rng = np.random.RandomState(0)
   predicted = [c if rng.rand() < 0.7 else classes[rng.randint(3)]
                for c in truth]
-  scores = _score("local_super_glue_cb", examples, predicted)
+  scores = superglue_testing.score("local_super_glue_cb", examples, predicted)
   assert scores["mean_3class_f1"] == pytest.approx(100 * sk_metrics.f1_score(
       truth, predicted, average="macro"))
   assert scores["accuracy"] == pytest.approx(
       100 * np.mean([p == t for p, t in zip(predicted, truth)]))
-  assert _score("local_super_glue_cb", examples, truth) == {
+  assert superglue_testing.score("local_super_glue_cb", examples, truth) == {
       "mean_3class_f1": 100.0, "accuracy": 100.0}
 
 
@@ -227,7 +216,8 @@ def test_local_accuracy_tasks_score_an_unknown_answer_as_wrong(task_name):
   examples = _validation(task_name)[:40]
   truth = [e["targets_pretokenized"].decode() for e in examples]
   predicted = truth[:30] + ["not a label"] * 10
-  assert _score(task_name, examples, predicted) == {"accuracy": 75.0}
+  assert superglue_testing.score(task_name, examples, predicted) == {
+      "accuracy": 75.0}
 
 
 def test_local_wsc_eval_scores_a_correct_referent_by_the_label():
@@ -235,7 +225,7 @@ def test_local_wsc_eval_scores_a_correct_referent_by_the_label():
   examples = _validation(local_superglue.WSC_EVAL_TASK)
   predicted = [e["targets_pretokenized"].decode() for e in examples]
   positives = np.mean([r["label"] for r in _raw_rows("WSC", "val")])
-  assert _score(local_superglue.WSC_EVAL_TASK, examples,
+  assert superglue_testing.score(local_superglue.WSC_EVAL_TASK, examples,
                 predicted)["accuracy"] == pytest.approx(100 * positives)
 
 

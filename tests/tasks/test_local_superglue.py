@@ -14,7 +14,6 @@ import math
 import os
 import shutil
 
-import gin
 import numpy as np
 import pytest
 import seqio
@@ -26,10 +25,10 @@ from switch_mtf.tasks import paths
 from switch_mtf.tasks import readers
 from switch_mtf.tasks import superglue
 from switch_mtf.tasks import superglue_rows
+from tests.tasks import superglue_testing
 from tests.tasks import tfds_reference
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                        "testdata", "superglue")
+FIXTURES = superglue_testing.FIXTURES
 LENGTH = {"inputs": 512, "targets": 114}
 # TFDS config -> (local task, TFDS task, folder).
 TASKS = {config: (name, superglue.GLUE_STYLE_TASKS[config], task_dir)
@@ -56,12 +55,8 @@ CASES = [(config, split) for config in NEW_CONFIGS
                            if config not in NEW_CONFIGS]
 
 
-@pytest.fixture(autouse=True)
-def _fixture_folder(monkeypatch):
-  monkeypatch.setenv(readers.SUPERGLUE_DIR_ENV_VAR, FIXTURES)
-  gin.clear_config()
-  yield
-  gin.clear_config()
+_fixture_folder = pytest.fixture(autouse=True)(
+    superglue_testing.fixture_folder)
 
 
 @pytest.fixture(scope="module", name="tfds_dir")
@@ -191,15 +186,8 @@ def test_record_trains_on_every_distinct_answer():
 
 
 def _score(task_name, examples, predictions):
-  task = seqio.get_mixture_or_task(task_name)
-  targets = [task.postprocess_fn(e["targets_pretokenized"].decode(),
-                                 example=e, is_target=True) for e in examples]
-  outputs = [task.postprocess_fn(p, example=e, is_target=False)
-             for p, e in zip(predictions, examples)]
-  scores = {}
-  for metric_fn in task.metric_fns:
-    scores.update(metric_fn(targets, outputs))
-  return {name: float(value) for name, value in scores.items()}
+  return {name: float(value) for name, value in
+          superglue_testing.score(task_name, examples, predictions).items()}
 
 
 def _gold(examples):

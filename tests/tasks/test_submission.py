@@ -12,16 +12,14 @@ import subprocess
 import sys
 import zipfile
 
-import gin
 from mesh_tensorflow.transformer import utils as mtf_utils
 import pytest
 
-from switch_mtf.tasks import readers
 from switch_mtf.tasks import submission
 from tests import repo_paths
+from tests.tasks import superglue_testing
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                        "testdata", "superglue")
+FIXTURES = superglue_testing.FIXTURES
 STEP = 7
 
 # Leaderboard task -> (decodes of its fixture test split, expected rows).
@@ -65,12 +63,8 @@ CASES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fixture_folder(monkeypatch):
-  monkeypatch.setenv(readers.SUPERGLUE_DIR_ENV_VAR, FIXTURES)
-  gin.clear_config()
-  yield
-  gin.clear_config()
+_fixture_folder = pytest.fixture(autouse=True)(
+    superglue_testing.fixture_folder)
 
 
 def _write_decodes(decodes_dir, decodes_by_name):

@@ -16,9 +16,9 @@ from switch_mtf.tasks import paths
 from switch_mtf.tasks import readers
 from switch_mtf.tasks import submission
 from tests.cli import cli_runs
+from tests.tasks import superglue_testing
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                        "testdata", "superglue")
+FIXTURES = superglue_testing.FIXTURES
 MODEL_FLAGS = (
     "--module_import=switch_mtf.tasks",
     "--gin_file=dataset.gin",

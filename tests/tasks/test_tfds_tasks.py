@@ -20,6 +20,7 @@ from switch_mtf.tasks import readers
 from switch_mtf.tasks import superglue
 from switch_mtf.tasks import superglue_rows
 from switch_mtf.tasks import vocab
+from tests.tasks import superglue_testing
 from tests.tasks import tfds_reference
 
 
@@ -196,15 +197,7 @@ def test_local_source_yields_what_the_tfds_source_yields(metadata_dir,
 
 
 def _score(task_name, targets, predictions, examples):
-  task = seqio.get_mixture_or_task(task_name)
-  targets = [task.postprocess_fn(t, example=e, is_target=True)
-             for t, e in zip(targets, examples)]
-  predictions = [task.postprocess_fn(p, example=e, is_target=False)
-                 for p, e in zip(predictions, examples)]
-  scores = {}
-  for metric_fn in task.metric_fns:
-    scores.update(metric_fn(targets, predictions))
-  return scores
+  return superglue_testing.score(task_name, examples, predictions, targets)
 
 
 def test_multirc_scores_f1_over_all_answers_and_exact_match_per_question():
