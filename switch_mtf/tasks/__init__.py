@@ -11,6 +11,7 @@ May import: nothing else of switch_mtf.
 # pylint: disable=unused-import  (each module registers its tasks)
 from switch_mtf.tasks import c4
 from switch_mtf.tasks import local_superglue
+from switch_mtf.tasks import mc4
 from switch_mtf.tasks import own_corpus
 from switch_mtf.tasks import smoke
 from switch_mtf.tasks import superglue

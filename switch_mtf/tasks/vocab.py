@@ -1,8 +1,11 @@
 """The SentencePiece vocabulary every switch-mtf task uses, chosen by name.
 
-Two choices: "embedded" (the default; trained on the shipped Wikipedia corpus,
-works offline) and "t5" (T5's cc_all.32000 model on GCS, the vocabulary of the
-paper, for Cloud TPU users). Both get T5's 100 sentinels (`extra_ids`).
+Three choices: "embedded" (the default; trained on the shipped Wikipedia
+corpus, works offline), "t5" (T5's cc_all.32000 model on GCS, the vocabulary
+of the paper, for Cloud TPU users) and "mt5" (mT5's 250,000-piece
+multilingual model on GCS, for mC4 as the paper's mSwitch). The first two get
+T5's 100 sentinels (`extra_ids`) appended; mT5's model holds its 100 already
+("100extra"), and is used as mT5's own tasks use it, with none added.
 
 Tasks are registered when `switch_mtf.tasks` is imported, which happens before
 `t5_mesh_transformer` parses gin. The choice is therefore resolved when the
@@ -21,10 +24,14 @@ import t5.data
 from switch_mtf.tasks import paths
 
 EXTRA_IDS = t5.data.DEFAULT_EXTRA_IDS
+MT5_SPM_PATH = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
 VOCABULARIES = {
     "embedded": paths.EMBEDDED_VOCAB_PATH,
     "t5": t5.data.DEFAULT_SPM_PATH,
+    "mt5": MT5_SPM_PATH,
 }
+# Sentinels appended to a vocabulary's own pieces, where not EXTRA_IDS.
+_APPENDED_EXTRA_IDS = {"mt5": 0}
 DEFAULT_VOCABULARY = "embedded"
 VOCABULARY_ENV_VAR = "SWITCH_MTF_VOCABULARY"
 
@@ -47,6 +54,11 @@ def vocabulary_path(name: str) -> str:
       f"{VOCABULARY_ENV_VAR}).")
 
 
+def appended_extra_ids(name: str) -> int:
+  """How many sentinels are appended to the named vocabulary's model."""
+  return _APPENDED_EXTRA_IDS.get(name, EXTRA_IDS)
+
+
 def check_vocabulary_file(path: str) -> str:
   """Fails early, naming the path, when a local model file is missing."""
   # Remote paths (gs://) are left to the reader: checking them needs network.
@@ -59,20 +71,25 @@ def check_vocabulary_file(path: str) -> str:
 
 
 class SelectedVocabulary(seqio.SentencePieceVocabulary):
-  """A SentencePieceVocabulary whose model file is looked up at first use."""
+  """A SentencePieceVocabulary whose model file (and with it the number of
+  appended sentinels) is looked up at first use."""
 
-  def __init__(self, extra_ids: int = EXTRA_IDS):
-    super().__init__(sentencepiece_model_file="", extra_ids=extra_ids)
+  def __init__(self):
+    super().__init__(sentencepiece_model_file="", extra_ids=EXTRA_IDS)
 
   @property
   def sentencepiece_model_file(self) -> str:
     return vocabulary_path(task_vocabulary())
 
+  @property
+  def extra_ids(self) -> int:
+    return appended_extra_ids(task_vocabulary())
+
   def _model_context(self) -> seqio.SentencePieceVocabulary._ModelContext:
     # Resolved on every call (the load itself is cached by seqio per path), so
     # a gin binding made after import takes effect.
     path = check_vocabulary_file(self.sentencepiece_model_file)
-    return self._load_model(path, self._extra_ids, None,
+    return self._load_model(path, self.extra_ids, None,
                             self._reverse_extra_ids)
 
 

@@ -316,7 +316,16 @@ def data_problems(mixture_or_task_name: str, sequence_length: Any,
   except ValueError as e:
     return [str(e)]
   if isinstance(provider, seqio.Mixture):
-    tasks = [t for t in provider.tasks if provider.get_rate(t) > 0]
+    try:
+      tasks = [t for t in provider.tasks if provider.get_rate(t) > 0]
+    except Exception as e:  # pylint: disable=broad-except
+      # Size-based rates (mC4's) read every task's split sizes.
+      return ["mixture %r: its sampling rates cannot be computed, they read "
+              "each task's number of training examples (%s: %s); check that "
+              "its data is prepared where the run looks (e.g. "
+              "--t5_tfds_data_dir)." % (mixture_or_task_name,
+                                        type(e).__name__,
+                                        str(e).splitlines()[0])]
   else:
     tasks = [provider]
   found = []

@@ -274,7 +274,7 @@ def test_vocabulary_choice_gin_over_env_over_default(monkeypatch):
 def test_unknown_vocabulary_name_lists_choices():
   gin.bind_parameter("switch_mtf.tasks.task_vocabulary.name", "t6")
   with pytest.raises(ValueError, match=r"Unknown vocabulary 't6': use one of "
-                     r"\['embedded', 't5'\]"):
+                     r"\['embedded', 'mt5', 't5'\]"):
     vocab.VOCABULARY.encode("x")
 
 
