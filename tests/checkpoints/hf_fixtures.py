@@ -55,7 +55,8 @@ def save_random_model(path: str, family: str, config: Dict[str, Any],
       noise = torch.randn(parameter.shape, generator=generator)
       if "layer_norm" in name:
         parameter.copy_(1.0 + 0.2 * noise)
-      elif "relative_attention_bias" in name:
+      elif "relative_attention_bias" in name or "router" in name:
+        # Strong enough that position and routing vary token to token.
         parameter.copy_(0.5 * noise)
       else:
         parameter.copy_(0.1 * noise)
