@@ -24,6 +24,7 @@ from switch_mtf.tasks import own_corpus_config
 from switch_mtf.tasks import paths
 from switch_mtf.tasks import vocab
 from switch_mtf.tasks import wiki
+from tests import repo_paths
 
 SEED = 7
 LENGTH = {"inputs": 64, "targets": 16}
@@ -334,3 +335,17 @@ def test_config_maps_splits_to_their_sources():
   with pytest.raises(ValueError, match=r"splits \['train', 'validation'\], "
                      r"not 'test'"):
     config.source_split("test")
+
+
+def test_every_binding_in_the_docs_is_a_valid_corpus():
+  with open(os.path.join(repo_paths.REPO_DIR, "docs", "tasks.md")) as f:
+    docs = f.read()
+  block = docs.split("One binding per format")[1].split("```\n")[1]
+  examples = [e for e in block.split("\n\n") if e.strip()]
+  formats = []
+  for example in examples:
+    gin.clear_config()
+    gin.parse_config(example)
+    formats.append(own_corpus_config.own_corpus().format)
+  assert sorted(set(formats)) == sorted(own_corpus_config.FORMATS)
+  assert len(examples) == 5
