@@ -1,9 +1,10 @@
-"""A submission from real `--mode=infer` runs of the CLI (slow: 3 CLI runs).
+"""A submission from real `--mode=infer` runs of the CLI (slow: 4 CLI runs).
 
 A tiny model trained for 10 steps on the shipped RTE decodes the fixture
 test inputs of RTE and AX-b (AX-b with the RTE model, as T5 evaluates it)
 with the flags `infer_flags` gives; the submission must then pair every
-decode with its example and write one valid label per example.
+decode with its example and write one valid label per example. An eval of
+AX-b's (labelled) test split scores it as docs/tasks.md says.
 """
 
 import json
@@ -65,3 +66,16 @@ def test_infer_decodes_become_leaderboard_files(tmp_path, monkeypatch):
     assert [row["idx"] for row in rows] == [int(e["idx"]) for e in examples]
     assert {row["label"] for row in rows} <= ALLOWED[name]
     assert result.examples == len(rows) == len(examples)
+
+  # AX-b's labelled file is scored by an eval of its test split.
+  proc = cli_runs.run_cli(model_dir, [
+      *MODEL_FLAGS,
+      "--gin_file=eval.gin",
+      "--gin_param=MIXTURE_NAME='local_super_glue_axb'",
+      "--gin_param=utils.run.dataset_split='test'",
+      "--gin_param=utils.run.eval_checkpoint_step=10",
+      "--gin_param=Bitransformer.decode.max_decode_length=16",
+  ], cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stdout[-4000:]
+  assert "eval/local_super_glue_axb/matthews_corrcoef at step 10" in (
+      proc.stdout)
