@@ -52,20 +52,55 @@ def _model(config: str) -> str:
   return "Switch E%s" % found.group(1) if found else "dense (t5_tiny)"
 
 
-def _plot(label: str, runs: List[Any], entries: Dict[str, Any],
-          out_dir: str, index: int) -> str:
+def _spec_name(model: str) -> str:
+  """The speed benchmark's name of a report model (see model_step)."""
+  found = re.fullmatch(r"Switch E(\d+)", model)
+  return "switch_tiny_E%s" % found.group(1) if found else "t5_tiny"
+
+
+def step_times(speed_dir: str) -> Dict[str, float]:
+  """Spec name -> median ms of a whole training step, measured side by side.
+
+  From the speed benchmark's whole-model entries (results/speed/
+  models.json), the entry with the most models; empty if none is stored.
+  """
+  path = os.path.join(speed_dir, "models.json")
+  if not os.path.exists(path):
+    return {}
+  entries = store_lib.ResultStore(path).items()
+  best = max((e["models"] for _, e in entries), key=len, default={})
+  return {name: model["median_ms"] for name, model in best.items()}
+
+
+def _plots(label: str, runs: List[Any], entries: Dict[str, Any],
+           out_dir: str, index: int, times: Dict[str, float]) -> List[str]:
+  """Validation CE against steps and, where step times exist, minutes."""
   curves: Dict[str, List] = {}
   for config, pairs in claims_analysis.group(runs, entries).items():
     curves[_model(config)] = [claims_execute.val_curve(e) for _, e in pairs]
-  path = plots.mean_curves(
+  names = [os.path.basename(plots.mean_curves(
       os.path.join(out_dir, "val_ce_%d.png" % index),
-      label, "validation CE per token", curves)
-  return os.path.basename(path)
+      label, "validation CE per token", curves))]
+  if all(_spec_name(model) in times for model in curves):
+    minutes = {model: [[(step * times[_spec_name(model)] / 60000.0, ce)
+                        for step, ce in curve] for curve in per_seed]
+               for model, per_seed in curves.items()}
+    names.append(os.path.basename(plots.mean_curves(
+        os.path.join(out_dir, "val_ce_wallclock_%d.png" % index),
+        label, "validation CE per token", minutes,
+        xlabel="minutes at the measured step time (model step, idle)")))
+  return names
 
 
-def write(store: store_lib.ResultStore, out_dir: str) -> str:
-  """Writes out_dir/summary.md, the plots and analysis.json."""
+def write(store: store_lib.ResultStore, out_dir: str,
+          speed_dir: str) -> str:
+  """Writes out_dir/summary.md, the plots and analysis.json.
+
+  speed_dir: the speed results, whose whole-step times give the
+  wall-clock axis.
+  """
   entries = dict(store.items())
+  times = step_times(speed_dir)
   plan = headline.plan()
   result = analyze(plan, entries)
   md = ["# The headline claim at small scale (issue 18)", "",
@@ -76,7 +111,11 @@ def write(store: store_lib.ResultStore, out_dir: str) -> str:
         "set at every checkpoint. Commands:" % os.path.basename(store.path),
         ""]
   md += ["- `%s` (%s)" % (c["command"], c["started"]) for c in store.commands]
-  md += ["", "Speed-up = dense's steps / the first step (linear "
+  md += ["", "Wall-clock plots put each checkpoint at its step times the "
+         "model's whole training step as the speed benchmark measured it on "
+         "the idle machine (../speed/models.json; the input pipeline "
+         "excluded), since these runs shared the machine.", "",
+         "Speed-up = dense's steps / the first step (linear "
          "interpolation between checkpoints) at which the Switch curve "
          "reaches dense's final validation CE, same seed; geometric mean "
          "with a 95% t-interval over seeds, given only when every seed "
@@ -85,8 +124,9 @@ def write(store: store_lib.ResultStore, out_dir: str) -> str:
     if label not in result:
       continue
     md += ["## " + label, ""] + _table(result[label]) + [""]
-    md += ["![%s](%s)" % (label, _plot(label, runs, entries, out_dir,
-                                       index)), ""]
+    md += ["![%s](%s)" % (label, name)
+           for name in _plots(label, runs, entries, out_dir, index, times)]
+    md += [""]
   md += ["## Provenance", "",
          "Each run's commit and the load of other processes while it "
          "trained (its steps/s are not timings: step times come from the "

@@ -72,8 +72,9 @@ def bars(path: str, title: str, ylabel: str, groups: List[str],
 
 
 def mean_curves(path: str, title: str, ylabel: str,
-                curves: Dict[str, List[Sequence[Tuple[int, float]]]],
-                ylim: Tuple[float, float] = None) -> str:
+                curves: Dict[str, List[Sequence[Tuple[float, float]]]],
+                ylim: Tuple[float, float] = None,
+                xlabel: str = "training step") -> str:
   """Per config, the mean over seeds of step-aligned curves (min-max band)."""
   fig, ax = plt.subplots(figsize=(6.4, 4.2))
   for name, per_seed in curves.items():
@@ -92,7 +93,7 @@ def mean_curves(path: str, title: str, ylabel: str,
   if ylim:
     ax.set_ylim(*ylim)
   ax.set_title(title)
-  ax.set_xlabel("training step")
+  ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize=8)

@@ -70,10 +70,18 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
                                        (4000, 5.0)]))
   store.put(switch.name, _entry(switch, [(500, 5.8), (1500, 5.2),
                                          (2500, 4.8), (4000, 4.6)]))
-  path = headline_report.write(store, str(tmp_path))
+  speed = tmp_path / "speed"
+  store_lib.ResultStore(str(speed / "models.json")).put("tiny/E32", {
+      "models": {"t5_tiny": {"median_ms": 400.0},
+                 "switch_tiny_E32": {"median_ms": 440.0}}})
+  path = headline_report.write(store, str(tmp_path), str(speed))
   with open(path) as f:
     summary = f.read()
   assert ("| Switch E32 | 1 | 4.600 (1 seed) | -0.400 (1 seed, no interval) "
           "| 2.00× (1 seed) |") in summary
   assert "| dense (t5_tiny) | 1 | 5.000 (1 seed) | – | – |" in summary
   assert os.path.exists(tmp_path / "val_ce_0.png")
+  assert "![%s](val_ce_wallclock_0.png)" % headline.describe(
+      headline.CANDIDATES[0]) in summary
+  assert headline_report.step_times(str(speed)) == {
+      "t5_tiny": 400.0, "switch_tiny_E32": 440.0}
