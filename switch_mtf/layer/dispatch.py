@@ -14,19 +14,25 @@ a TPU (inside a TPU computation, as TPUEstimator builds T5's model) and
 gather everywhere else, so CPU and GPU users get the fast path unasked.
 
 Both return expert inputs as [O, experts_unsplit, G, C, d_model] (groups
-still split like the batch), ready for the all-to-all in experts.py. Every
-slot holds at most one token and the kept token's gate multiplies its expert
-output once, so the two modes agree exactly, not just closely.
+still split like the batch), ready for the all-to-all in experts.py. For
+token-choice routings (router.Routing) every slot holds at most one token
+and the kept token's gate multiplies its expert output once, so the two
+modes agree exactly, not just closely. For experts choosing tokens
+(expert_choice.ExpertChoiceRouting) the gather mode reads each slot's token
+by index and sums weighted slots back into their tokens; a token picked by
+three or more experts may then differ from the einsum's sum in the last bit
+(float addition order).
 """
 
 import contextlib
-from typing import Callable, Dict, Iterator
+from typing import Iterator, Union
 
 import mesh_tensorflow as mtf
 import tensorflow.compat.v1 as tf
 from tensorflow.python.tpu import tpu_function
 from tensorflow.python.tpu import tpu_replication
 
+from switch_mtf.layer import expert_choice
 from switch_mtf.layer import router as router_lib
 
 EINSUM = "einsum"
@@ -148,15 +154,74 @@ class GatherDispatcher:
     return _from_slots(expert_outputs, self._slot, tokens_shape) * self._gate
 
 
-_DISPATCHERS: Dict[str, Callable[..., object]] = {
-    EINSUM: EinsumDispatcher,
-    GATHER: GatherDispatcher,
-}
+class ExpertChoiceEinsumDispatcher:
+  """Experts choosing tokens, as one-hot [O, G, E, C, S] einsums (Mesh TF)."""
+
+  def __init__(self, routing: expert_choice.ExpertChoiceRouting,
+               dtype: tf.DType):
+    slot_one_hot = mtf.one_hot(routing.slot_token, routing.group_dim,
+                               dtype=tf.float32)
+    self._dispatch = mtf.cast(slot_one_hot, dtype)
+    self._combine = mtf.cast(slot_one_hot * routing.slot_weight, dtype)
+    self._routing = routing
+
+  def dispatch(self, inputs: mtf.Tensor) -> mtf.Tensor:
+    """[O, G, S, M] tokens -> [O, experts_unsplit, G, C, M] expert slots."""
+    outer_dim, groups_dim, _, model_dim = inputs.shape.dims
+    return mtf.einsum(
+        [inputs, self._dispatch],
+        mtf.Shape([outer_dim, self._routing.experts_dim, groups_dim,
+                   self._routing.capacity_dim, model_dim]))
+
+  def combine(self, expert_outputs: mtf.Tensor) -> mtf.Tensor:
+    """[O, experts_unsplit, G, C, M] -> [O, G, S, M], weighted and summed."""
+    outer_dim, _, groups_dim, _, model_dim = expert_outputs.shape.dims
+    return mtf.einsum(
+        [expert_outputs, self._combine],
+        mtf.Shape([outer_dim, groups_dim, self._routing.group_dim,
+                   model_dim]))
 
 
-def make_dispatcher(mode: str, routing: router_lib.Routing, dtype: tf.DType):
+class ExpertChoiceGatherDispatcher:
+  """Experts choosing tokens, by index: gather into slots, sum back.
+
+  The transpose of GatherDispatcher: there each token names its slot, here
+  each slot names its token. Dispatch gathers and combine segment-sums;
+  each is the other's adjoint, which gives both their gradients.
+  """
+
+  def __init__(self, routing: expert_choice.ExpertChoiceRouting,
+               dtype: tf.DType):
+    self._weight = mtf.cast(routing.slot_weight, dtype)
+    self._routing = routing
+
+  def dispatch(self, inputs: mtf.Tensor) -> mtf.Tensor:
+    """[O, G, S, M] tokens -> [O, experts_unsplit, G, C, M] expert slots."""
+    outer_dim, groups_dim, _, model_dim = inputs.shape.dims
+    slots_shape = mtf.Shape([outer_dim, self._routing.experts_dim, groups_dim,
+                             self._routing.capacity_dim, model_dim])
+    return _gather_tokens(inputs, self._routing.slot_token, slots_shape)
+
+  def combine(self, expert_outputs: mtf.Tensor) -> mtf.Tensor:
+    """[O, experts_unsplit, G, C, M] -> [O, G, S, M], weighted and summed."""
+    outer_dim, _, groups_dim, _, model_dim = expert_outputs.shape.dims
+    tokens_shape = mtf.Shape([outer_dim, groups_dim, self._routing.group_dim,
+                              model_dim])
+    weighted = mtf.multiply(expert_outputs, self._weight,
+                            output_shape=expert_outputs.shape)
+    return _sum_slots(weighted, self._routing.slot_token, tokens_shape)
+
+
+AnyRouting = Union[router_lib.Routing, expert_choice.ExpertChoiceRouting]
+
+
+def make_dispatcher(mode: str, routing: AnyRouting, dtype: tf.DType):
   """Returns the dispatcher of a concrete `mode` for `routing` in `dtype`."""
-  return _DISPATCHERS[resolve_mode(mode)](routing, dtype)
+  einsum = resolve_mode(mode) == EINSUM
+  if isinstance(routing, expert_choice.ExpertChoiceRouting):
+    return (ExpertChoiceEinsumDispatcher if einsum
+            else ExpertChoiceGatherDispatcher)(routing, dtype)
+  return (EinsumDispatcher if einsum else GatherDispatcher)(routing, dtype)
 
 
 def _splittable(tokens_shape: mtf.Shape):
@@ -232,3 +297,52 @@ def _flat_slot_ids(slot_slice: tf.Tensor, num_experts: int, capacity: int,
          + group_index) * capacity + slot_slice % capacity
   return tf.where(slot_slice < num_experts * capacity, ids,
                   tf.fill(tf.shape(ids), trash))
+
+
+def _slot_token_ids(slot_token_slice: tf.Tensor, group_size: int
+                    ) -> tf.Tensor:
+  """[O, G, E, C] slot tokens -> flat [O * G * S] token ids, [O, E, G, C]."""
+  return tf.transpose(
+      expert_choice.flat_token_ids(slot_token_slice, group_size),
+      [0, 2, 1, 3])
+
+
+def _gather_tokens(tokens: mtf.Tensor, slot_token: mtf.Tensor,
+                   slots_shape: mtf.Shape) -> mtf.Tensor:
+  """Reads each slot's token: [O,G,S,M] -> [O,E,G,C,M]."""
+
+  def tf_fn(tokens_slice, slot_token_slice):
+    group_size, model = tokens_slice.shape.as_list()[2:]
+    ids = _slot_token_ids(slot_token_slice, group_size)
+    return tf.gather(tf.reshape(tokens_slice, [-1, model]), ids)
+
+  def grad_fn(op, dy):
+    return [_sum_slots(dy, op.inputs[1], op.inputs[0].shape), None]
+
+  return mtf.slicewise(tf_fn, [tokens, slot_token], output_shape=slots_shape,
+                       output_dtype=tokens.dtype,
+                       splittable_dims=_splittable(tokens.shape),
+                       grad_function=grad_fn, name="switch_gather_tokens")
+
+
+def _sum_slots(slots: mtf.Tensor, slot_token: mtf.Tensor,
+               tokens_shape: mtf.Shape) -> mtf.Tensor:
+  """Adds each slot into its token: [O,E,G,C,M] -> [O,G,S,M]."""
+
+  def tf_fn(slots_slice, slot_token_slice):
+    model = slots_slice.shape.as_list()[-1]
+    outer, groups = slot_token_slice.shape.as_list()[:2]
+    group_size = tokens_shape.dims[2].size
+    ids = _slot_token_ids(slot_token_slice, group_size)
+    summed = tf.math.unsorted_segment_sum(
+        tf.reshape(slots_slice, [-1, model]), tf.reshape(ids, [-1]),
+        num_segments=outer * groups * group_size)
+    return tf.reshape(summed, [outer, groups, group_size, model])
+
+  def grad_fn(op, dy):
+    return [_gather_tokens(dy, op.inputs[1], op.inputs[0].shape), None]
+
+  return mtf.slicewise(tf_fn, [slots, slot_token], output_shape=tokens_shape,
+                       output_dtype=slots.dtype,
+                       splittable_dims=_splittable(tokens_shape),
+                       grad_function=grad_fn, name="switch_sum_slots")

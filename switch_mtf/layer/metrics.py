@@ -29,29 +29,49 @@ from mesh_tensorflow import placement_mesh_impl
 from mesh_tensorflow import utils as mtf_utils
 import tensorflow.compat.v1 as tf
 
+from switch_mtf.layer import dispatch
+from switch_mtf.layer import expert_choice
 from switch_mtf.layer import router as router_lib
 
 TAG_ROOT = "switch"
 
 
-def router_metrics(routing: router_lib.Routing) -> Dict[str, mtf.Tensor]:
+def router_metrics(routing: dispatch.AnyRouting) -> Dict[str, mtf.Tensor]:
   """Float32 metrics of one layer's routing, averaged over real tokens.
 
   Keys: load_balancing_loss (before loss_coef; 1.0 = perfectly balanced),
-  tokens_dropped_fraction (real tokens over capacity), expert_fraction
-  (vector: share of real tokens whose top-1 is each expert, before
-  capacity), router_entropy (nats), top1_probability_mean, and
-  router_z_loss when the router computed it.
+  tokens_dropped_fraction (real tokens that no expert processes),
+  router_entropy (nats) and router_z_loss when the router computed it.
+  Tokens choosing experts add expert_fraction (vector: share of real tokens
+  whose first choice is each expert, before capacity) and
+  top1_probability_mean; NTLB adds ntlb_routed_fraction/pass_<p> (share of
+  real tokens dispatched to their p-th choice: p >= 2 were rerouted).
+  Experts choosing tokens add experts_per_token_mean; their entropy is that
+  of each expert's distribution over the group's tokens.
   """
+  if isinstance(routing, expert_choice.ExpertChoiceRouting):
+    metrics = _expert_choice_metrics(routing)
+  else:
+    metrics = _token_choice_metrics(routing)
+  metrics["load_balancing_loss"] = routing.load_balancing_loss
+  if routing.router_z_loss is not None:
+    metrics["router_z_loss"] = routing.router_z_loss
+  return metrics
+
+
+def _entropy(probs: mtf.Tensor, dim: mtf.Dimension) -> mtf.Tensor:
+  return -mtf.reduce_sum(probs * mtf.log(mtf.maximum(probs, 1e-30)),
+                         reduced_dim=dim)
+
+
+def _token_choice_metrics(routing: router_lib.Routing
+                          ) -> Dict[str, mtf.Tensor]:
   real = routing.nonpadding
   num_real = mtf.maximum(mtf.reduce_sum(real), 1.0)
   experts_dim = routing.experts_dim
-  chosen = mtf.one_hot(routing.expert_index, experts_dim, dtype=tf.float32)
-  probs = routing.router_probs
-  entropy = -mtf.reduce_sum(probs * mtf.log(mtf.maximum(probs, 1e-30)),
-                            reduced_dim=experts_dim)
+  chosen = mtf.one_hot(routing.first_choice, experts_dim, dtype=tf.float32)
+  entropy = _entropy(routing.router_probs, experts_dim)
   metrics = {
-      "load_balancing_loss": routing.load_balancing_loss,
       "tokens_dropped_fraction":
           1.0 - mtf.reduce_sum(routing.kept) / num_real,
       "expert_fraction":
@@ -61,9 +81,25 @@ def router_metrics(routing: router_lib.Routing) -> Dict[str, mtf.Tensor]:
       "top1_probability_mean":
           mtf.reduce_sum(routing.top1_probability * real) / num_real,
   }
-  if routing.router_z_loss is not None:
-    metrics["router_z_loss"] = routing.router_z_loss
+  for number, kept in enumerate(routing.kept_by_pass, start=1):
+    metrics["ntlb_routed_fraction/pass_%d" % number] = (
+        mtf.reduce_sum(kept) / num_real)
   return metrics
+
+
+def _expert_choice_metrics(routing: expert_choice.ExpertChoiceRouting
+                           ) -> Dict[str, mtf.Tensor]:
+  real = routing.nonpadding
+  num_real = mtf.maximum(mtf.reduce_sum(real), 1.0)
+  picked = mtf.to_float(mtf.greater(routing.experts_per_token, 0.0))
+  return {
+      "tokens_dropped_fraction":
+          1.0 - mtf.reduce_sum(picked * real) / num_real,
+      "experts_per_token_mean":
+          mtf.reduce_sum(routing.experts_per_token * real) / num_real,
+      "router_entropy": mtf.reduce_mean(
+          _entropy(routing.token_probs, routing.group_dim)),
+  }
 
 
 def layer_tag_prefix(layer_scope: str) -> str:

@@ -1,24 +1,45 @@
-"""The Switch router: which expert each token goes to, and with what weight.
+"""The router: which expert each token goes to, and with what weight.
 
 Top-1 routing as in the paper (Fedus et al. 2022, §2.1-2.2) and Mesh TF's
 `switch` gating: a float32 softmax router ("selective precision", §2.4),
-optional exploration noise on the router input only, the un-renormalised top-1
-probability as the gate, capacity enforced by token order within the group,
-and the load-balancing loss computed per group. The result is a small typed
-record so that dispatch, experts and metrics never reach into router
+optional exploration noise on the router input only (or sampling the expert,
+Table 11), the un-renormalised probability of the chosen expert as the gate,
+capacity enforced by token order within the group (or, as Mesh TF's
+`switch_max`, by gate), and the load-balancing loss computed per group.
+ntlb.py (rerouting overflow tokens) and expert_choice.py (experts choose
+tokens) are the other routings of Mesh TF's moe.py. The result is a small
+typed record so that dispatch, experts and metrics never reach into router
 internals.
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Tuple
 
 import mesh_tensorflow as mtf
 import tensorflow.compat.v1 as tf
 
+from switch_mtf.layer import priority
+
 INPUT_JITTER = "input_jitter"
 INPUT_DROPOUT = "input_dropout"
 ARGMAX = "argmax"
-POLICIES = (INPUT_JITTER, INPUT_DROPOUT, ARGMAX)
+SAMPLE = "sample"  # sample the expert from softmax(logits / temperature)
+POLICIES = (INPUT_JITTER, INPUT_DROPOUT, ARGMAX, SAMPLE)
+
+# Routings, named like Mesh TF's `MoE1D.moe_gating` values.
+SWITCH = "switch"  # top-1; slots by token order (the paper)
+SWITCH_MAX = "switch_max"  # top-1; slots by gate (probability priority)
+NTLB = "ntlb"  # top-1, overflow rerouted to the next choices (App. B)
+EXPERT_SELECTION = "expert_selection"  # each expert picks its top-C tokens
+ROUTINGS = (SWITCH, SWITCH_MAX, NTLB, EXPERT_SELECTION)
+# The policies Mesh TF's gating functions apply; any other is ignored there
+# (e.g. input_dropout in ntlb), so asking for it is an error here.
+ROUTING_POLICIES = {
+    SWITCH: POLICIES,
+    SWITCH_MAX: POLICIES,
+    NTLB: (INPUT_JITTER, ARGMAX),
+    EXPERT_SELECTION: (INPUT_JITTER, INPUT_DROPOUT, ARGMAX),
+}
 
 # Router precision: float32 is the paper's selective precision (§2.4);
 # bfloat16 is the unstable ablation of its Table 2.
@@ -33,28 +54,49 @@ CUMSUM_SCAN = "scan"  # tf.math.cumsum per slice: O(S) instead of O(S^2)
 class Routing:
   """Routing decisions for tokens laid out as [outer_batch, groups, group].
 
-  Every per-token field has shape [O, G, S] and dtype float32 unless noted.
+  Each token goes to at most one expert slot. Every per-token field has
+  shape [O, G, S] and dtype float32 unless noted.
   """
-  expert_index: mtf.Tensor  # int32, argmax expert (before capacity).
+  expert_index: mtf.Tensor  # int32, the expert the token is sent to.
   position_in_expert: mtf.Tensor  # slot in that expert; valid where kept.
   kept: mtf.Tensor  # 1.0 = dispatched; 0.0 = padding or overflow.
-  gate: mtf.Tensor  # top-1 probability where kept, else 0.
+  gate: mtf.Tensor  # router probability of that expert where kept, else 0.
   top1_probability: mtf.Tensor  # top-1 probability of every token.
+  first_choice: mtf.Tensor  # int32, argmax or sampled expert (pre-capacity).
   nonpadding: mtf.Tensor  # 1.0 = real token.
   router_probs: mtf.Tensor  # [O, G, S, experts] softmax over experts.
   experts_dim: mtf.Dimension  # unsplit experts dimension of router_probs.
   capacity_dim: mtf.Dimension  # slots per expert per group.
   load_balancing_loss: mtf.Tensor  # scalar, before loss_coef/microbatches.
   router_z_loss: Optional[mtf.Tensor]  # scalar mean logsumexp^2, if asked.
+  # NTLB only: per pass p, 1.0 where the token was dispatched to its p-th
+  # choice (pass 1 = first choice); empty for the other routings.
+  kept_by_pass: Tuple[mtf.Tensor, ...] = ()
 
 
-def check_policy(policy: str, knob: str) -> str:
+def check_routing(routing: str) -> str:
+  """Returns `routing` or raises a ValueError naming the choices."""
+  if routing not in ROUTINGS:
+    raise ValueError(
+        "Switch.routing=%r is not known; use %r (the paper), %r (slots by "
+        "gate), %r (overflow rerouted) or %r (experts choose tokens)."
+        % ((routing,) + ROUTINGS))
+  return routing
+
+
+def check_policy(policy: str, knob: str, routing: str = SWITCH) -> str:
   """Returns `policy` or raises a ValueError naming the knob and choices."""
   if policy not in POLICIES:
     raise ValueError(
         "Switch.%s=%r is not a known router policy; use one of %s "
         "(the paper uses %r for training and %r for evaluation)."
         % (knob, policy, ", ".join(POLICIES), INPUT_JITTER, ARGMAX))
+  if policy not in ROUTING_POLICIES[routing]:
+    raise ValueError(
+        "Switch.%s=%r does not apply to Switch.routing=%r (Mesh TF's %s "
+        "gating ignores it); use one of %s." % (
+            knob, policy, routing, routing,
+            ", ".join(ROUTING_POLICIES[routing])))
   return policy
 
 
@@ -66,6 +108,34 @@ def check_router_dtype(name: str) -> tf.DType:
         "selective precision is \"float32\")."
         % (name, " or ".join('"%s"' % k for k in ROUTER_DTYPES)))
   return ROUTER_DTYPES[name]
+
+
+def router_logits(inputs: mtf.Tensor,
+                  experts_dim: mtf.Dimension,
+                  policy: str,
+                  train: bool,
+                  variable_dtype: mtf.VariableDType,
+                  jitter_eps: float,
+                  dropout_rate: float,
+                  router_dtype: tf.DType,
+                  name: str) -> mtf.Tensor:
+  """[O, G, S, experts] router logits in router_dtype, input noise applied.
+
+  Selective precision (paper §2.4): everything from the router matmul to
+  the masks runs in float32 (unless the bfloat16 ablation asks otherwise);
+  the noise touches the router input only, so experts still get the
+  un-noised inputs.
+  """
+  router_inputs = mtf.cast(inputs, router_dtype)
+  if train and policy == INPUT_JITTER:
+    router_inputs = mtf.layers.multiplicative_jitter(router_inputs, jitter_eps)
+  elif policy == INPUT_DROPOUT:
+    router_inputs = mtf.dropout(router_inputs, is_training=train,
+                                keep_prob=1.0 - dropout_rate)
+  router_variable_dtype = mtf.VariableDType(
+      variable_dtype.master_dtype, variable_dtype.slice_dtype, router_dtype)
+  return mtf.layers.dense(router_inputs, experts_dim, use_bias=False,
+                          variable_dtype=router_variable_dtype, name=name)
 
 
 def route(inputs: mtf.Tensor,
@@ -80,8 +150,10 @@ def route(inputs: mtf.Tensor,
           compute_z_loss: bool = False,
           cumsum: str = CUMSUM_MATMUL,
           router_dtype: tf.DType = tf.float32,
-          name: str = "switch_gating") -> Routing:
-  """Routes grouped tokens to experts.
+          name: str = "switch_gating",
+          temperature: float = 1.0,
+          gate_priority: bool = False) -> Routing:
+  """Routes grouped tokens to experts, top-1 (Mesh TF switch / switch_max).
 
   Args:
     inputs: [O, G, S, d_model] tokens in the activation dtype.
@@ -89,7 +161,8 @@ def route(inputs: mtf.Tensor,
     experts_dim: the experts dimension, not split on the mesh (the router is
       replicated, as in Mesh TF).
     capacity_dim: slots per expert per group.
-    policy: one of POLICIES; the noise is applied in training only.
+    policy: one of POLICIES; the noise is applied in training only, "sample"
+      in any mode it is the policy of.
     train: whether this is a training step.
     variable_dtype: the model's variable dtype; the router kernel is read in
       float32 whatever the activation dtype.
@@ -101,62 +174,69 @@ def route(inputs: mtf.Tensor,
       float32 (selective precision) or bfloat16 (the Table 2 ablation). The
       masks, positions and losses downstream are float32 either way.
     name: variable scope of the router kernel (Mesh TF: "switch_gating").
+    temperature: of the "sample" policy: experts are drawn from
+      softmax(logits / temperature) (Gumbel trick, mtf.sample_with_temperature).
+    gate_priority: slots go to the tokens with the highest gates of each
+      expert (Mesh TF's switch_max) instead of by token order.
 
   Returns:
     a Routing record.
   """
-  check_policy(policy, "router_policy")
   group_dim = inputs.shape.dims[-2]
-  # Selective precision (paper §2.4): everything from the router matmul to
-  # the masks runs in float32 (unless the bfloat16 ablation asks otherwise);
-  # experts still get the un-noised inputs.
-  router_inputs = mtf.cast(inputs, router_dtype)
-  if train and policy == INPUT_JITTER:
-    router_inputs = mtf.layers.multiplicative_jitter(router_inputs, jitter_eps)
-  elif policy == INPUT_DROPOUT:
-    router_inputs = mtf.dropout(router_inputs, is_training=train,
-                                keep_prob=1.0 - dropout_rate)
-  router_variable_dtype = mtf.VariableDType(
-      variable_dtype.master_dtype, variable_dtype.slice_dtype, router_dtype)
-  logits = mtf.layers.dense(router_inputs, experts_dim, use_bias=False,
-                            variable_dtype=router_variable_dtype, name=name)
+  logits = router_logits(inputs, experts_dim, policy, train, variable_dtype,
+                         jitter_eps, dropout_rate, router_dtype, name)
   router_probs = mtf.to_float(mtf.softmax(logits, reduced_dim=experts_dim))
   logits = mtf.to_float(logits)
-  top1_probability, expert_index = mtf.top_1(router_probs,
-                                             reduced_dim=experts_dim)
+  top1_probability, top1_index = mtf.top_1(router_probs,
+                                           reduced_dim=experts_dim)
+  if policy == SAMPLE:
+    # Mesh TF: the Gumbel-max draw on the logits; the gate is the softmax
+    # probability of the drawn expert (not renormalised by temperature).
+    expert_index = mtf.sample_with_temperature(logits, experts_dim,
+                                               temperature=temperature)
+    gate = mtf.gather(router_probs, expert_index, experts_dim)
+  else:
+    expert_index, gate = top1_index, top1_probability
   expert_one_hot = mtf.one_hot(expert_index, experts_dim, dtype=tf.float32)
 
-  load_balancing_loss = _load_balancing_loss(
+  load_balancing_loss = load_balancing(
       expert_one_hot, router_probs, nonpadding, group_dim, experts_dim)
 
-  # Slots go by token order within the group (no probability priority);
-  # padding takes no slot and overflow tokens are dropped.
-  routed = expert_one_hot * nonpadding
-  if cumsum == CUMSUM_SCAN:
-    tokens_before = _exclusive_scan(routed, group_dim)
+  if gate_priority:
+    position_in_expert = priority.positions_by_gate(
+        gate * nonpadding, expert_index, nonpadding, experts_dim.size)
   else:
-    tokens_before = mtf.cumsum(routed, group_dim, exclusive=True)
-  position_in_expert = mtf.reduce_sum(tokens_before * routed,
-                                      reduced_dim=experts_dim)
+    # Slots go by token order within the group; padding takes no slot.
+    routed = expert_one_hot * nonpadding
+    position_in_expert = mtf.reduce_sum(
+        tokens_before(routed, group_dim, cumsum) * routed,
+        reduced_dim=experts_dim)
+  # Overflow tokens are dropped.
   kept = nonpadding * mtf.to_float(
       mtf.less(position_in_expert, float(capacity_dim.size)))
-
-  router_z_loss = None
-  if compute_z_loss:
-    router_z_loss = _router_z_loss(logits, nonpadding, experts_dim)
 
   return Routing(
       expert_index=expert_index,
       position_in_expert=position_in_expert,
       kept=kept,
-      gate=top1_probability * kept,
+      gate=gate * kept,
       top1_probability=top1_probability,
+      first_choice=expert_index,
       nonpadding=nonpadding,
       router_probs=router_probs,
       experts_dim=experts_dim,
       capacity_dim=capacity_dim,
       load_balancing_loss=load_balancing_loss,
-      router_z_loss=router_z_loss)
+      router_z_loss=(router_z_loss(logits, nonpadding, experts_dim)
+                     if compute_z_loss else None))
+
+
+def tokens_before(routed: mtf.Tensor, group_dim: mtf.Dimension,
+                  cumsum: str) -> mtf.Tensor:
+  """Exclusive cumulative sum of `routed` along the group (token order)."""
+  if cumsum == CUMSUM_SCAN:
+    return _exclusive_scan(routed, group_dim)
+  return mtf.cumsum(routed, group_dim, exclusive=True)
 
 
 def _exclusive_scan(x: mtf.Tensor, dim: mtf.Dimension) -> mtf.Tensor:
@@ -168,15 +248,17 @@ def _exclusive_scan(x: mtf.Tensor, dim: mtf.Dimension) -> mtf.Tensor:
       grad_function=0, name="exclusive_scan")
 
 
-def _load_balancing_loss(expert_one_hot: mtf.Tensor, router_probs: mtf.Tensor,
-                         nonpadding: mtf.Tensor, group_dim: mtf.Dimension,
-                         experts_dim: mtf.Dimension) -> mtf.Tensor:
+def load_balancing(expert_one_hot: mtf.Tensor, router_probs: mtf.Tensor,
+                   nonpadding: mtf.Tensor, group_dim: mtf.Dimension,
+                   experts_dim: mtf.Dimension) -> mtf.Tensor:
   """E * sum_e f_e * P_e per group, averaged over groups (paper Eq. 4-6).
 
   Matches Mesh TF bit for bit in meaning, including its padding nuance
   (reference §1.6): f and P average over every position of the group,
   padding included, and each group's term is then scaled by the group's
-  fraction of real tokens. f uses the argmax before capacity dropping.
+  fraction of real tokens. f uses the chosen expert before capacity
+  dropping. A one-hot with an extra dim (NTLB's top-k choices) gives the
+  mean of the loss over those choices, as Mesh TF's ntlb computes it.
   """
   fraction_routed = mtf.reduce_mean(expert_one_hot, reduced_dim=group_dim)
   mean_probability = mtf.reduce_mean(router_probs, reduced_dim=group_dim)
@@ -186,8 +268,8 @@ def _load_balancing_loss(expert_one_hot: mtf.Tensor, router_probs: mtf.Tensor,
   return mtf.reduce_mean(per_group * real_fraction)
 
 
-def _router_z_loss(logits: mtf.Tensor, nonpadding: mtf.Tensor,
-                   experts_dim: mtf.Dimension) -> mtf.Tensor:
+def router_z_loss(logits: mtf.Tensor, nonpadding: mtf.Tensor,
+                  experts_dim: mtf.Dimension) -> mtf.Tensor:
   """Mean over real tokens of logsumexp(logits)^2 (ST-MoE, Zoph et al.)."""
   log_z = mtf.reduce_logsumexp(logits, experts_dim)
   return (mtf.reduce_sum(mtf.square(log_z) * nonpadding)

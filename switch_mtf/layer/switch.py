@@ -4,8 +4,11 @@ A drop-in replacement for Mesh TF's `moe.MoE1D(moe_gating="switch")` in a
 layer stack: same routing, capacity, loss and variables (so MoE1D checkpoints,
 the format of the official Switch checkpoints, restore into it and back), plus
 router metrics on every platform, a one-hot-free dispatch mode and clear
-errors. The pieces live in capacity.py, router.py, dispatch.py, experts.py and
-metrics.py; this module wires them to the Transformer's Context.
+errors. Mesh TF's other gatings of the paper's appendices ("ntlb",
+"switch_max", "expert_selection") and its "sample" policy are knobs with the
+same semantics and variable names. The pieces live in capacity.py,
+router.py (ntlb.py, priority.py, expert_choice.py), dispatch.py, experts.py
+and metrics.py; this module wires them to the Transformer's Context.
 """
 
 import contextlib
@@ -18,14 +21,19 @@ import tensorflow.compat.v1 as tf
 
 from switch_mtf.layer import capacity
 from switch_mtf.layer import dispatch
+from switch_mtf.layer import expert_choice
 from switch_mtf.layer import experts
 from switch_mtf.layer import metrics
+from switch_mtf.layer import ntlb
 from switch_mtf.layer import router
 
 # Mesh TF's LayerStack opens a variable scope named after the layer's class;
 # ours re-enters the sibling scope MoE1D would get, so variable names match.
 VARIABLE_SCOPE = "MoE1D"
-ROUTER_SCOPE = "switch_gating"
+# The router kernel's scope, as Mesh TF names it for each gating, so that
+# MoE1D checkpoints of any of them restore.
+ROUTER_SCOPES = {routing: routing + "_gating" for routing in router.ROUTINGS}
+DEFAULT_NTLB_TOP_K = 4  # Mesh TF's MoE1D.ntlb_top_k
 OUTER_BATCH = "outer_batch"
 
 
@@ -50,7 +58,10 @@ class Switch(transformer.TransformerLayer):
                expert_dropout_rate: float = 0.0,
                dispatch_mode: str = dispatch.AUTO,
                router_dtype: str = "float32",
-               decode_without_drops: bool = True):
+               decode_without_drops: bool = True,
+               routing: str = router.SWITCH,
+               router_temperature: float = 1.0,
+               ntlb_top_k: int = DEFAULT_NTLB_TOP_K):
     """Records hyper-parameters; defaults are the paper's / official code's.
 
     Args:
@@ -64,10 +75,14 @@ class Switch(transformer.TransformerLayer):
       loss_coef: alpha of the load-balancing loss (paper §2.2).
       router_z_loss_coef: weight of the ST-MoE router z-loss; 0 = off. Mesh
         TF's `MoE1D.z_loss = z` equals `router_z_loss_coef = z * loss_coef`.
-      router_policy_train: router noise in training: "input_jitter"
-        (paper), "input_dropout" or "argmax" (none).
-      router_policy_eval: same choices outside training; noise only ever
-        applies in training.
+      router_policy_train: router exploration in training (paper Table 11):
+        "input_jitter" (the paper's), "input_dropout", "argmax" (none) or
+        "sample" (draw the expert from softmax(logits / router_temperature);
+        the gate stays the softmax probability of the drawn expert).
+      router_policy_eval: same choices outside training; input noise only
+        ever applies in training, "sample" samples in any mode it is set.
+        "ntlb" takes only "input_jitter" and "argmax", "expert_selection"
+        all but "sample" (what Mesh TF's gatings apply).
       jitter_eps: eps of the Uniform(1-eps, 1+eps) router-input jitter.
       router_dropout_rate: router-input dropout of "input_dropout".
       activation: "relu", "gelu" or "geglu" (gated GELU).
@@ -85,6 +100,21 @@ class Switch(transformer.TransformerLayer):
         group as capacity there, so decoding drops no token and yields what a
         teacher-forced pass would; False applies capacity_factor_eval as Mesh
         TF's MoE1D does (overflow tokens decode from the residual alone).
+      routing: which tokens get an expert's slots, as Mesh TF's moe_gating:
+        "switch" (the paper: top-1, slots by token order within the group),
+        "switch_max" (top-1, each expert keeps its tokens with the highest
+        gates: probability-priority dropping), "ntlb" (top-1, then overflow
+        tokens rerouted to their next-best experts with free slots, up to
+        ntlb_top_k passes; paper Appendix B) or "expert_selection" (each
+        expert picks the capacity's worth of tokens it scores highest in
+        the group, a softmax over tokens; a token may get several experts
+        or none; it sees later tokens of its group, so a decoder using it
+        is not causal within a group). The router kernel is named
+        "<routing>_gating" like Mesh TF's.
+      router_temperature: temperature of the "sample" policy (> 0; Mesh
+        TF's switch_temperature); only with a "sample" policy.
+      ntlb_top_k: passes of "ntlb" routing, 1 (= "switch") to num_experts
+        (Mesh TF's default: 4); only with routing "ntlb".
 
     Raises:
       ValueError: on any value the layer cannot run with.
@@ -119,10 +149,34 @@ class Switch(transformer.TransformerLayer):
     self.min_expert_capacity = min_expert_capacity
     self.loss_coef = loss_coef
     self.router_z_loss_coef = router_z_loss_coef
-    self.router_policy_train = router.check_policy(router_policy_train,
-                                                   "router_policy_train")
-    self.router_policy_eval = router.check_policy(router_policy_eval,
-                                                  "router_policy_eval")
+    self.routing = router.check_routing(routing)
+    self.router_policy_train = router.check_policy(
+        router_policy_train, "router_policy_train", routing)
+    self.router_policy_eval = router.check_policy(
+        router_policy_eval, "router_policy_eval", routing)
+    samples = router.SAMPLE in (router_policy_train, router_policy_eval)
+    if samples and not router_temperature > 0:
+      raise ValueError(
+          "Switch.router_temperature=%r must be > 0 for the 'sample' policy "
+          "(use router policy 'argmax' for the temperature-0 limit)."
+          % (router_temperature,))
+    if not samples and router_temperature != 1.0:
+      raise ValueError(
+          "Switch.router_temperature=%r has no effect: neither router policy "
+          "is 'sample'." % (router_temperature,))
+    self.router_temperature = router_temperature
+    if routing == router.NTLB:
+      if (not isinstance(ntlb_top_k, int)
+          or not 1 <= ntlb_top_k <= num_experts):
+        raise ValueError(
+            "Switch.ntlb_top_k=%r must be an integer from 1 to "
+            "num_experts=%d (passes of NTLB rerouting; Mesh TF uses 4)."
+            % (ntlb_top_k, num_experts))
+    elif ntlb_top_k != DEFAULT_NTLB_TOP_K:
+      raise ValueError(
+          "Switch.ntlb_top_k=%r has no effect with Switch.routing=%r; it "
+          "counts the passes of routing 'ntlb'." % (ntlb_top_k, routing))
+    self.ntlb_top_k = ntlb_top_k
     self.jitter_eps = jitter_eps
     self.router_dropout_rate = router_dropout_rate
     self.activation = experts.check_activation(activation)
@@ -192,6 +246,10 @@ class Switch(transformer.TransformerLayer):
           group_size, self.num_experts,
           self.capacity_factor_train if train else self.capacity_factor_eval,
           self.min_expert_capacity)
+    if self.routing == router.EXPERT_SELECTION:
+      # An expert cannot pick more tokens than its group has (Mesh TF's
+      # top-k would fail there, e.g. when decoding small batches).
+      slots = min(slots, group_size)
     capacity_dim = mtf.Dimension("expert_capacity", slots)
 
     inputs = mtf.reshape(x, mtf.Shape(grouped_dims + [model_dim]))
@@ -201,24 +259,12 @@ class Switch(transformer.TransformerLayer):
     real = mtf.reshape(real, mtf.Shape(grouped_dims))
 
     mode = dispatch.resolve_mode(self.dispatch_mode)
-    routing = router.route(
-        inputs, real,
-        experts_dim=mtf.Dimension("expert_unsplit", self.num_experts),
-        capacity_dim=capacity_dim,
-        policy=(self.router_policy_train if train
-                else self.router_policy_eval),
-        train=train,
-        variable_dtype=context.variable_dtype,
-        jitter_eps=self.jitter_eps,
-        dropout_rate=self.router_dropout_rate,
-        compute_z_loss=train and self.router_z_loss_coef > 0,
-        # The gather mode avoids O(S^2) work in positions too.
-        cumsum=(router.CUMSUM_SCAN if mode == dispatch.GATHER
-                else router.CUMSUM_MATMUL),
-        router_dtype=self.router_dtype,
-        name=ROUTER_SCOPE)
-    dispatcher = dispatch.make_dispatcher(mode, routing,
-                                          inputs.dtype)
+    # The gather mode avoids O(S^2) work in positions too.
+    cumsum = (router.CUMSUM_SCAN if mode == dispatch.GATHER
+              else router.CUMSUM_MATMUL)
+    routing = self._route(inputs, real, capacity_dim, train,
+                          context.variable_dtype, cumsum)
+    dispatcher = dispatch.make_dispatcher(mode, routing, inputs.dtype)
     expert_outputs = experts.run_experts(
         dispatcher.dispatch(inputs), self.hidden_size, self.activation,
         self.expert_dropout_rate, train, context.variable_dtype)
@@ -232,7 +278,34 @@ class Switch(transformer.TransformerLayer):
           context.num_microbatches or 1)
     return y, mtf.cast(aux_loss, x.dtype)
 
-  def _aux_loss(self, routing: router.Routing,
+  def _route(self, inputs: mtf.Tensor, real: mtf.Tensor,
+             capacity_dim: mtf.Dimension, train: bool,
+             variable_dtype: mtf.VariableDType,
+             cumsum: str) -> dispatch.AnyRouting:
+    """Routes [O, G, S, d_model] tokens with the layer's routing."""
+    common = dict(
+        inputs=inputs, nonpadding=real,
+        experts_dim=mtf.Dimension("expert_unsplit", self.num_experts),
+        capacity_dim=capacity_dim,
+        policy=(self.router_policy_train if train
+                else self.router_policy_eval),
+        train=train,
+        variable_dtype=variable_dtype,
+        jitter_eps=self.jitter_eps,
+        compute_z_loss=train and self.router_z_loss_coef > 0,
+        router_dtype=self.router_dtype,
+        name=ROUTER_SCOPES[self.routing])
+    if self.routing == router.EXPERT_SELECTION:
+      return expert_choice.route(dropout_rate=self.router_dropout_rate,
+                                 **common)
+    if self.routing == router.NTLB:
+      return ntlb.route(top_k=self.ntlb_top_k, cumsum=cumsum, **common)
+    return router.route(
+        dropout_rate=self.router_dropout_rate, cumsum=cumsum,
+        temperature=self.router_temperature,
+        gate_priority=self.routing == router.SWITCH_MAX, **common)
+
+  def _aux_loss(self, routing: dispatch.AnyRouting,
                 num_microbatches: int) -> mtf.Tensor:
     """loss_coef * LB (+ z_coef * z), divided over microbatches like MoE1D."""
     loss = routing.load_balancing_loss * self.loss_coef

@@ -116,3 +116,126 @@ def switch_layer(x: np.ndarray,
       router_probs=probs.reshape(batch, length, num_experts),
       num_groups=groups,
       capacity=capacity)
+
+
+@dataclasses.dataclass
+class RoutedReference:
+  """Result of routed_layer; per-token arrays are [batch, length]."""
+  output: np.ndarray  # [batch, length, d_model]
+  load_balancing_loss: float  # before loss_coef
+  experts_per_token: np.ndarray  # experts that processed each token
+  choice: np.ndarray  # ntlb: which choice a token went to (1 = first), 0
+  capacity: int
+
+
+def _ffn(token, e, wi, wo, activation):
+  h = token @ wi[e].astype(np.float64)
+  if activation == "relu":
+    h = relu(h)
+  elif activation == "gelu":
+    h = gelu(h)
+  else:
+    raise ValueError(activation)
+  return h @ wo[e].astype(np.float64)
+
+
+def _softmax(logits, axis):
+  logits = logits - logits.max(axis=axis, keepdims=True)
+  return np.exp(logits) / np.exp(logits).sum(axis=axis, keepdims=True)
+
+
+def routed_layer(x: np.ndarray,
+                 router_kernel: np.ndarray,
+                 wi: np.ndarray,
+                 wo: np.ndarray,
+                 routing: str,
+                 nonpadding: Optional[np.ndarray] = None,
+                 group_size: int = 1024,
+                 capacity_factor: float = 1.25,
+                 min_capacity: int = 4,
+                 ntlb_top_k: int = 4,
+                 activation: str = "relu") -> RoutedReference:
+  """Mesh TF's other gatings, token by token in float64 (brief §1.9).
+
+  routing: "switch_max" (each expert keeps the tokens with the highest
+  gates among those whose argmax it is), "ntlb" (up to ntlb_top_k passes,
+  each offering still-unrouted tokens, in order, their next choice) or
+  "expert_selection" (each expert takes the C tokens it scores highest in a
+  softmax over the group's real tokens; outputs are averaged over the
+  experts that took a token).
+  """
+  batch, length, d_model = x.shape
+  num_experts = router_kernel.shape[1]
+  if nonpadding is None:
+    nonpadding = np.ones([batch, length])
+  tokens = x.reshape(-1, d_model).astype(np.float64)
+  real = nonpadding.reshape(-1) == 1
+  n = tokens.shape[0]
+  groups = num_groups_for(n, group_size, 1)
+  size = n // groups
+  capacity = max(min(size, int(np.floor(size * capacity_factor
+                                        / num_experts))), min_capacity)
+  logits = tokens @ router_kernel.astype(np.float64)
+  probs = _softmax(logits, axis=-1)
+  # Preference order of experts per token (ties: lower expert first).
+  ranked = np.argsort(-probs, axis=-1, kind="stable")
+
+  output = np.zeros_like(tokens)
+  experts_per_token = np.zeros(n)
+  choice = np.zeros(n, dtype=int)
+  losses = []
+  for g in range(groups):
+    members = list(range(g * size, (g + 1) * size))
+    real_fraction = np.mean(real[members])
+    picks = []  # (token, expert, weight)
+    if routing == "switch_max":
+      for e in range(num_experts):
+        wanting = [t for t in members if real[t] and ranked[t, 0] == e]
+        wanting.sort(key=lambda t, e=e: (-probs[t, e], t))
+        picks += [(t, e, probs[t, e]) for t in wanting[:capacity]]
+      losses.append(_top1_loss(ranked[members, 0], probs[members],
+                               num_experts) * real_fraction)
+    elif routing == "ntlb":
+      fill = [0] * num_experts
+      for k in range(ntlb_top_k):
+        for t in members:
+          if real[t] and not choice[t]:
+            e = ranked[t, k]
+            if fill[e] < capacity:
+              fill[e] += 1
+              choice[t] = k + 1
+              picks.append((t, e, probs[t, e]))
+      losses.append(np.mean([
+          _top1_loss(ranked[members, k], probs[members], num_experts)
+          for k in range(ntlb_top_k)]) * real_fraction)
+    elif routing == "expert_selection":
+      slots = min(capacity, size)
+      masked = logits[members] + np.where(real[members], 0.0, -1e9)[:, None]
+      token_probs = _softmax(masked, axis=0)  # over the group's tokens
+      chosen = []
+      for e in range(num_experts):
+        best = np.argsort(-token_probs[:, e], kind="stable")[:slots]
+        chosen += [(members[i], e, token_probs[i, e]) for i in best]
+      count = {}
+      for t, _, _ in chosen:
+        count[t] = count.get(t, 0) + 1
+      picks = [(t, e, w / count[t]) for t, e, w in chosen]
+      mean_probs = token_probs.mean(axis=1) * real[members]
+      losses.append(np.sum(real[members]) * np.sum(mean_probs ** 2))
+    else:
+      raise ValueError(routing)
+    for t, e, weight in picks:
+      output[t] += weight * _ffn(tokens[t], e, wi, wo, activation)
+      experts_per_token[t] += 1
+  return RoutedReference(
+      output=output.reshape(batch, length, d_model),
+      load_balancing_loss=float(np.mean(losses)),
+      experts_per_token=experts_per_token.reshape(batch, length),
+      choice=choice.reshape(batch, length),
+      capacity=capacity)
+
+
+def _top1_loss(chosen, probs, num_experts):
+  """E * sum_e f_e * P_e over all group positions (padding included)."""
+  f = np.array([np.mean(chosen == e) for e in range(num_experts)])
+  return num_experts * np.sum(f * probs.mean(axis=0))

@@ -325,7 +325,7 @@ def test_runs_without_a_loss_list_as_when_decoding():
     (dict(capacity_factor_eval=-1.0), "capacity_factor_eval=-1.0"),
     (dict(group_size=0), "group_size=0"),
     (dict(router_policy_train="noisy"), "router_policy_train='noisy'"),
-    (dict(router_policy_eval="sample"), "router_policy_eval='sample'"),
+    (dict(router_policy_eval="gumbel"), "router_policy_eval='gumbel'"),
     (dict(activation="swish"), "activation='swish'"),
     (dict(dispatch_mode="scatter"), "dispatch_mode='scatter'"),
     (dict(expert_dropout_rate=1.0), "expert_dropout_rate=1.0"),
