@@ -33,8 +33,7 @@ _T5_TASKS = {own_corpus.SPAN_CORRUPTION_TASK: "c4_v220_span_corruption",
 
 
 @pytest.fixture(autouse=True)
-def _clean_gin(monkeypatch):
-  monkeypatch.delenv(vocab.VOCABULARY_ENV_VAR, raising=False)
+def _clean_gin():
   gin.clear_config()
   yield
   gin.clear_config()
