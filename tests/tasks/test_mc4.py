@@ -137,9 +137,9 @@ def test_a_language_task_is_t5_span_corruption_of_its_documents(
 
 def test_unprepared_mc4_stops_the_run_before_its_first_step(tmp_path,
                                                             monkeypatch):
-  monkeypatch.setattr(seqio.utils, "_TFDS_DATA_DIR_OVERRIDE",
-                      str(tmp_path))
-  seqio.utils.LazyTfdsLoader._MEMOIZED_BUILDERS.clear()  # pylint: disable=protected-access
+  # As --t5_tfds_data_dir pointing at a folder without mC4.
+  monkeypatch.setattr(seqio.utils, "_TFDS_DATA_DIR_OVERRIDE", str(tmp_path))
+  monkeypatch.setattr(seqio.utils.LazyTfdsLoader, "_MEMOIZED_BUILDERS", {})
   (problem,) = preflight.data_problems(mc4.MIXTURE, LENGTH, "train")
   assert problem.startswith(
       "mixture 'mc4_span_corruption': its sampling rates cannot be computed")
