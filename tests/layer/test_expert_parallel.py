@@ -20,18 +20,20 @@ FOUR_CPUS = tf.ConfigProto(device_count={"CPU": 4})
 WI = "encoder/layer_000/MoE1D/wi/kernel"
 
 
-def _run(dispatch_mode, **kwargs):
+def _run(dispatch_mode, routing="switch", **kwargs):
   rng = np.random.RandomState(0)
   x = rng.randn(B, L, M).astype(np.float32)
   sequence_id = np.ones([B, L], np.int32)
   sequence_id[1, 4:] = 0
-  weights = layer_harness.switch_weights(rng, M, E, H)
+  weights = {k.replace("switch_gating", routing + "_gating"): v for k, v in
+             layer_harness.switch_weights(rng, M, E, H).items()}
   return layer_harness.run_layer(
       lambda: layer_lib.Switch(num_experts=E, hidden_size=H, group_size=8,
                                capacity_factor_train=1.0,
                                min_expert_capacity=1,
                                router_policy_train="argmax",
-                               dispatch_mode=dispatch_mode),
+                               dispatch_mode=dispatch_mode,
+                               routing=routing),
       x, sequence_id, weights, sgd_learning_rate=0.1, **kwargs)
 
 
@@ -52,6 +54,23 @@ def test_split_experts_match_one_device(dispatch_mode, mesh_shape, layout,
   assert sorted(device for device, _ in placements) == [
       "/device:CPU:%d" % i for i in range(4)]
   assert {shape for _, shape in placements} == {wi_slice}
+  np.testing.assert_allclose(split.output, single.output, rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(split.aux_loss, single.aux_loss, rtol=1e-6)
+  for name, value in single.variables.items():
+    np.testing.assert_allclose(split.variables[name], value, rtol=1e-5,
+                               atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("dispatch_mode", ["einsum", "gather"])
+@pytest.mark.parametrize("routing", ["switch_max", "ntlb",
+                                     "expert_selection"])
+def test_other_routings_split_over_devices_match_one_device(dispatch_mode,
+                                                            routing):
+  single = _run(dispatch_mode, routing)
+  split = _run(dispatch_mode, routing, mesh_shape="batch:4",
+               layout="batch:batch,experts:batch", devices=DEVICES,
+               session_config=FOUR_CPUS)
   np.testing.assert_allclose(split.output, single.output, rtol=1e-5,
                              atol=1e-6)
   np.testing.assert_allclose(split.aux_loss, single.aux_loss, rtol=1e-6)
