@@ -7,6 +7,11 @@ Modes:
       SwitchTransformers or T5 (v1.0 / v1.1) model -> a Mesh TF model dir:
       model.ckpt-<step> + the `checkpoint` state file, model.gin (pass it
       with --gin_file), spiece.model and conversion.json. No torch needed.
+  mtf-to-hf MODEL_DIR HF_DIR
+      A Mesh TF model dir (converted, or trained with switch_mtf_transformer)
+      -> a Hugging Face folder that from_pretrained loads (config.json,
+      safetensors, spiece.model). What transformers 4.31 cannot represent is
+      refused with the reason (docs/checkpoints.md).
 
 Example (google/switch-base-8 downloaded to ./switch-base-8):
 
@@ -14,7 +19,12 @@ Example (google/switch-base-8 downloaded to ./switch-base-8):
       output/switch_base_8
 
 then fine-tune with --gin_file=output/switch_base_8/model.gin and
---gin_param="utils.run.init_checkpoint='output/switch_base_8/model.ckpt-0'".
+--gin_param="utils.run.init_checkpoint='output/switch_base_8/model.ckpt-0'",
+and back:
+
+  python tools/convert_checkpoint.py mtf-to-hf output/finetuned \
+      output/finetuned_hf --gin_file=output/switch_base_8/model.gin
+
 Every check runs before anything is written; a bad input is reported on one
 line naming the file, key or tensor, with exit status 2. The output dir
 appears only when complete and is never replaced without --overwrite.
@@ -67,6 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
                   "counts on from it (default: %(default)s; HF does not "
                   "record the pre-training step)")
   _add_mtf_output_flags(hf)
+
+  export = modes.add_parser(
+      "mtf-to-hf", help="Mesh TF model dir -> Hugging Face folder",
+      description="Mesh TF model dir -> Hugging Face T5 / "
+      "SwitchTransformers folder.")
+  export.add_argument("model_dir", help="the Mesh TF model dir")
+  export.add_argument("hf_dir", help="the Hugging Face folder to create")
+  export.add_argument("--gin_file", action="append", default=None,
+                      help="the model's gin file, as for the CLI (repeat; "
+                      "default: the dir's model.gin, else its "
+                      "operative_config.gin)")
+  export.add_argument("--gin_param", action="append", default=[],
+                      help="gin binding applied after the files (repeat)")
+  export.add_argument("--step", type=int, default=None,
+                      help="checkpoint step to export (default: the latest)")
+  export.add_argument("--expert_capacity", type=int, default=64,
+                      help="HF's expert_capacity (tokens per expert per "
+                      "sequence) for Switch models; Mesh TF's capacity "
+                      "factors over token groups have no HF form (default: "
+                      "%(default)s, as google/switch-base-*)")
+  export.add_argument("--vocabulary", default=None,
+                      help="SentencePiece model to ship as spiece.model "
+                      "(default: the dir's spiece.model, else the task "
+                      "vocabulary the gin selects)")
+  export.add_argument("--shard_mb", type=int, default=2048,
+                      help="maximum safetensors file size in MiB "
+                      "(default: %(default)s)")
+  _add_output_flags(export)
   return parser
 
 
@@ -77,20 +115,32 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
   args = parse_args(argv)
   # pylint: disable=g-import-not-at-top
+  from switch_mtf.checkpoints import export_hf
   from switch_mtf.checkpoints import import_hf
   from switch_mtf.checkpoints.errors import ConversionError
   # pylint: enable=g-import-not-at-top
   try:
-    result = import_hf.import_hf(
-        args.hf_dir, args.model_dir, dtype=args.dtype, step=args.step,
-        vocabulary=args.vocabulary, overwrite=args.overwrite,
-        shard_bytes=args.shard_mb << 20)
+    if args.mode == "hf-to-mtf":
+      result = import_hf.import_hf(
+          args.hf_dir, args.model_dir, dtype=args.dtype, step=args.step,
+          vocabulary=args.vocabulary, overwrite=args.overwrite,
+          shard_bytes=args.shard_mb << 20)
+      print("wrote %s (%.1f MB)" % (result.model_dir,
+                                    result.bytes_written / 1e6))
+      print("  checkpoint: %s" % result.checkpoint_prefix)
+      print("  gin:        --gin_file=%s" % result.gin_file)
+    else:
+      result = export_hf.export_hf(
+          args.model_dir, args.hf_dir, gin_files=args.gin_file,
+          gin_params=args.gin_param, step=args.step,
+          expert_capacity=args.expert_capacity, vocabulary=args.vocabulary,
+          overwrite=args.overwrite, shard_bytes=args.shard_mb << 20)
+      print("wrote %s (%.1f MB, %s)" % (result.hf_dir,
+                                        result.bytes_written / 1e6,
+                                        result.config["architectures"][0]))
   except ConversionError as e:
     print("convert_checkpoint: error: %s" % e, file=sys.stderr)
     return 2
-  print("wrote %s (%.1f MB)" % (result.model_dir, result.bytes_written / 1e6))
-  print("  checkpoint: %s" % result.checkpoint_prefix)
-  print("  gin:        --gin_file=%s" % result.gin_file)
   return 0
 
 

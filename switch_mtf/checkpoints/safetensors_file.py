@@ -14,7 +14,7 @@ import json
 import os
 import struct
 import sys
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -109,6 +109,13 @@ class SafetensorsFile(tensor_source.TensorSource):
     return self.path
 
 
+def spec_bytes(spec: Tuple[str, Tuple[int, ...], str]) -> int:
+  """Data bytes of a (name, shape, dtype) tensor."""
+  _, shape, dtype = spec
+  return int(np.prod(shape, dtype=np.int64)) * tensor_source.NUMPY_DTYPES[
+      dtype].itemsize
+
+
 def header_bytes(specs: Sequence[Tuple[str, Tuple[int, ...], str]],
                  metadata: Optional[Mapping[str, str]]) -> bytes:
   """The 8-byte length and JSON header for tensors stored in `specs` order."""
@@ -117,8 +124,7 @@ def header_bytes(specs: Sequence[Tuple[str, Tuple[int, ...], str]],
     header[METADATA_KEY] = dict(metadata)
   offset = 0
   for name, shape, dtype in specs:
-    size = int(np.prod(shape, dtype=np.int64)) * tensor_source.NUMPY_DTYPES[
-        dtype].itemsize
+    size = spec_bytes((name, shape, dtype))
     header[name] = {"dtype": _CODES[dtype], "shape": list(shape),
                     "data_offsets": [offset, offset + size]}
     offset += size
@@ -128,12 +134,13 @@ def header_bytes(specs: Sequence[Tuple[str, Tuple[int, ...], str]],
 
 
 def write(path: str, specs: Sequence[Tuple[str, Tuple[int, ...], str]],
-          arrays: Iterable[np.ndarray],
+          arrays: Iterator[np.ndarray],
           metadata: Optional[Mapping[str, str]] = None) -> int:
   """Writes one file from arrays produced in `specs` order; returns bytes.
 
-  Only one array is held at a time. Raises ConversionError if an array
-  does not match its spec or the count differs.
+  Takes exactly len(specs) arrays from the iterator (so one iterator can
+  fill several shards), holding one at a time. Raises ConversionError if an
+  array does not match its spec or the iterator runs out.
   """
   written = 0
   with open(path, "wb") as f:
@@ -152,6 +159,4 @@ def write(path: str, specs: Sequence[Tuple[str, Tuple[int, ...], str]],
       data = np.ascontiguousarray(array).reshape(-1)
       f.write(data.view(np.uint8).data)  # no copy of the tensor
       written += data.nbytes
-    if next(iterator, None) is not None:
-      raise ConversionError("%s: more arrays than tensors." % path)
   return written

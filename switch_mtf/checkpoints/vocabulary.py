@@ -6,11 +6,13 @@ the vocabulary it was trained with: e.g. T5's 32000 pieces -> 32100 ids ->
 32128 rows, the `vocab_size` of every released T5 and Switch model.
 """
 
+from mesh_tensorflow.transformer import utils
 import sentencepiece
 import tensorflow as tf
 
 from switch_mtf.checkpoints import mtf_names
 from switch_mtf.checkpoints.errors import ConversionError
+from switch_mtf.cli import gin_config
 from switch_mtf.tasks import vocab as task_vocab
 
 FILE_NAME = "spiece.model"
@@ -38,6 +40,26 @@ def check(path: str, vocab_size: int, described_by: str) -> None:
         "multiple of 128) but %s has %d: pass the model's own "
         "vocabulary." % (path, rows, task_vocab.EXTRA_IDS, described_by,
                          vocab_size))
+
+
+def run_vocabulary_path(described_by: str) -> str:
+  """The SentencePiece model of the vocabulary the parsed gin trains with.
+
+  That is `utils.run.vocabulary` (t5's dataset.gin binds it to the
+  mixture's), else the vocabulary our tasks select.
+  """
+  vocabulary = gin_config.run_arg("vocabulary")
+  if vocabulary is None:  # no mixture bound: a model gin alone
+    return task_vocab.vocabulary_path(task_vocab.task_vocabulary())
+  # (inputs, targets) vocabularies, as t5's get_vocabulary returns them.
+  vocabulary = utils.targets_vocabulary(vocabulary)
+  path = getattr(vocabulary, "sentencepiece_model_file", None)
+  if not path:
+    raise ConversionError(
+        "%s trains with %s, not a SentencePiece model; Hugging Face T5 "
+        "folders ship one (spiece.model): pass it with --vocabulary."
+        % (described_by, type(vocabulary).__name__))
+  return path
 
 
 def copy(path: str, model_dir: str) -> str:

@@ -47,7 +47,8 @@ def test_the_safetensors_package_reads_files_we_write(tmp_path):
   arrays = _arrays(1)
   written = safetensors_file.write(
       path, [(n, a.shape, tensor_source.dtype_name(a.dtype))
-             for n, a in arrays.items()], arrays.values(), {"format": "pt"})
+             for n, a in arrays.items()], iter(arrays.values()),
+      {"format": "pt"})
   assert written == sum(a.nbytes for a in arrays.values())
   with safetensors.safe_open(path, framework="np") as f:
     assert f.metadata() == {"format": "pt"}
@@ -59,7 +60,7 @@ def test_bfloat16_round_trips_and_torch_reads_it(tmp_path):
   path = str(tmp_path / "bf16.safetensors")
   values = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
   array = values.astype(ml_dtypes.bfloat16)
-  safetensors_file.write(path, [("w", (3, 4), "bfloat16")], [array])
+  safetensors_file.write(path, [("w", (3, 4), "bfloat16")], iter([array]))
   ours = safetensors_file.SafetensorsFile(path)
   assert ours.dtype("w") == "bfloat16"
   np.testing.assert_array_equal(ours.read("w"), array)
@@ -75,11 +76,11 @@ def test_writer_refuses_arrays_unlike_the_header(tmp_path):
   path = str(tmp_path / "z.safetensors")
   with pytest.raises(ConversionError, match="tensor w is float32"):
     safetensors_file.write(path, [("w", (2,), "float16")],
-                           [np.zeros(2, np.float32)])
+                           iter([np.zeros(2, np.float32)]))
   with pytest.raises(ConversionError, match="no data for tensor v"):
     safetensors_file.write(path, [("w", (2,), "float32"),
                                   ("v", (1,), "float32")],
-                           [np.zeros(2, np.float32)])
+                           iter([np.zeros(2, np.float32)]))
 
 
 def test_short_and_lying_headers_are_reported(tmp_path):

@@ -1,0 +1,164 @@
+"""Mesh TF model dir -> Hugging Face folder that `from_pretrained` loads.
+
+The model is what the dir's gin builds (model.gin of a converted dir, else
+the operative_config.gin the CLI wrote, or the gin files given), read back
+through Mesh TF (mtf_model.py); what transformers 4.31 cannot represent is
+refused with the reason (hf_config.write). The checkpoint must hold exactly
+the model's variables (optimizer slots and the step are skipped). Tensors
+stream from the checkpoint into sharded safetensors files with the
+`format: pt` metadata transformers requires, in the checkpoint's dtype.
+HF keeps no routing knobs but a per-sequence expert capacity, so the Mesh
+TF routing is recorded in config.json's `mesh_tf_routing` entry, which
+import_hf reads back.
+"""
+
+import dataclasses
+import json
+import os
+from typing import List, Optional, Sequence, Tuple
+
+from switch_mtf.checkpoints import gin_emitter
+from switch_mtf.checkpoints import hf_config
+from switch_mtf.checkpoints import hf_folder
+from switch_mtf.checkpoints import hf_names
+from switch_mtf.checkpoints import model_dir as model_dir_lib
+from switch_mtf.checkpoints import mtf_checkpoint
+from switch_mtf.checkpoints import mtf_model
+from switch_mtf.checkpoints import mtf_names
+from switch_mtf.checkpoints import safetensors_file
+from switch_mtf.checkpoints import tensor_plan
+from switch_mtf.checkpoints import vocabulary as vocabulary_lib
+from switch_mtf.checkpoints.errors import ConversionError
+
+OPERATIVE_CONFIG = "operative_config.gin"
+# transformers.SwitchTransformersConfig's default, the released ports' value.
+DEFAULT_EXPERT_CAPACITY = 64
+DEFAULT_SHARD_BYTES = 2 << 30
+_SAFETENSORS_METADATA = {"format": "pt"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  hf_dir: str
+  config: dict
+  weight_files: Tuple[str, ...]
+  bytes_written: int
+
+
+def model_gin_files(model_dir: str) -> List[str]:
+  """The gin that built a model dir: our model.gin, else the CLI's record."""
+  for name in (gin_emitter.MODEL_GIN, OPERATIVE_CONFIG):
+    path = os.path.join(model_dir, name)
+    if os.path.isfile(path):
+      return [path]
+  raise ConversionError(
+      "%s has neither %s nor %s; pass the model's gin files with "
+      "--gin_file." % (model_dir, gin_emitter.MODEL_GIN, OPERATIVE_CONFIG))
+
+
+def export_hf(model_dir: str, hf_dir: str,
+              gin_files: Optional[Sequence[str]] = None,
+              gin_params: Sequence[str] = (), step: Optional[int] = None,
+              expert_capacity: int = DEFAULT_EXPERT_CAPACITY,
+              vocabulary: Optional[str] = None, overwrite: bool = False,
+              shard_bytes: int = DEFAULT_SHARD_BYTES) -> Result:
+  """Writes the HF folder of a Mesh TF model dir's checkpoint.
+
+  Args:
+    model_dir: the Mesh TF model dir.
+    hf_dir: the HF folder to create.
+    gin_files: the model's gin (default: model_gin_files(model_dir)).
+    gin_params: extra bindings, as for the CLI.
+    step: the checkpoint to export (default: the latest).
+    expert_capacity: HF's per-sequence expert capacity for Switch models.
+    vocabulary: the SentencePiece model (default: the dir's spiece.model,
+      else the task vocabulary the gin selects).
+    overwrite: replace an existing hf_dir.
+    shard_bytes: maximum bytes per safetensors file.
+  """
+  model_dir_lib.check_target(hf_dir, overwrite)
+  if expert_capacity < 1:
+    raise ConversionError("expert_capacity %d must be >= 1." % expert_capacity)
+  checkpoint = mtf_checkpoint.MtfCheckpoint(
+      mtf_checkpoint.latest(model_dir, step))
+  if "shared/embedding" not in checkpoint.names():
+    raise ConversionError("%s has no shared/embedding: not a Mesh TF "
+                          "Transformer checkpoint." % checkpoint.prefix)
+  vocab_size = checkpoint.shape("shared/embedding")[0]
+  gin_files = list(gin_files or model_gin_files(model_dir))
+  mtf_model.parse(gin_files, gin_params)
+  arch = mtf_model.architecture_of(mtf_model.build(vocab_size), vocab_size)
+  dtypes = {checkpoint.dtype(name) for name in checkpoint.names()}
+  if len(dtypes) != 1:
+    raise ConversionError("%s mixes dtypes %s; HF models have one."
+                          % (checkpoint.prefix, sorted(dtypes)))
+  dtype = dtypes.pop()
+  config = hf_config.write(arch, dtype, expert_capacity)
+  identity = [tensor_plan.Mapping(p, (p.mtf_name,), tensor_plan.COPY)
+              for p in mtf_names.params(arch)]
+  tensor_plan.check(identity, checkpoint, described_by="the model's gin")
+  vocabulary = vocabulary or _model_vocabulary(model_dir, gin_files)
+  vocabulary_lib.check(vocabulary, vocab_size, checkpoint.prefix)
+  mappings = hf_names.mappings(arch, config["model_type"])
+  specs = [(name, tensor_plan.source_shape(m), dtype)
+           for m in mappings for name in m.sources]
+  shards = _shards(specs, shard_bytes)
+
+  final_dir = os.path.abspath(hf_dir)
+  with model_dir_lib.staged(hf_dir, overwrite) as staging:
+    arrays = (piece for m in mappings
+              for piece in tensor_plan.split(m, checkpoint.read(
+                  m.param.mtf_name)))
+    written = 0
+    for file_name, file_specs in shards:
+      written += safetensors_file.write(
+          os.path.join(staging, file_name), file_specs, arrays,
+          _SAFETENSORS_METADATA)
+    if len(shards) > 1:
+      _write_json(os.path.join(staging, hf_folder.SAFETENSORS_INDEX), {
+          "metadata": {"total_size": written},
+          "weight_map": {name: file_name for file_name, file_specs in shards
+                         for name, _, _ in file_specs}})
+    _write_json(os.path.join(staging, hf_folder.CONFIG_FILE), config)
+    vocabulary_lib.copy(vocabulary, staging)
+    model_dir_lib.write_record(staging, {
+        "converted_by": "tools/convert_checkpoint.py mtf-to-hf",
+        "source": checkpoint.prefix,
+        "gin_files": [os.path.abspath(f) for f in gin_files],
+        "gin_params": list(gin_params),
+        "step": checkpoint.step,
+        "dtype": dtype,
+    })
+  return Result(final_dir, config,
+                tuple(os.path.join(final_dir, f) for f, _ in shards), written)
+
+
+def _model_vocabulary(model_dir: str, gin_files: Sequence[str]) -> str:
+  """The dir's spiece.model, else the vocabulary the gin trains with."""
+  path = os.path.join(model_dir, vocabulary_lib.FILE_NAME)
+  if os.path.isfile(path):
+    return path
+  return vocabulary_lib.run_vocabulary_path(", ".join(gin_files))
+
+
+def _shards(specs, shard_bytes: int):
+  """[(file name, specs)]: files of at most shard_bytes (or one tensor)."""
+  groups, current, size = [], [], 0
+  for spec in specs:
+    nbytes = safetensors_file.spec_bytes(spec)
+    if current and size + nbytes > shard_bytes:
+      groups.append(current)
+      current, size = [], 0
+    current.append(spec)
+    size += nbytes
+  groups.append(current)
+  if len(groups) == 1:
+    return [(hf_folder.SAFETENSORS_FILE, groups[0])]
+  return [("model-%05d-of-%05d.safetensors" % (i + 1, len(groups)), group)
+          for i, group in enumerate(groups)]
+
+
+def _write_json(path: str, value) -> None:
+  with open(path, "w") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+    f.write("\n")
