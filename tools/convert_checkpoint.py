@@ -7,6 +7,13 @@ Modes:
       SwitchTransformers or T5 (v1.0 / v1.1) model -> a Mesh TF model dir:
       model.ckpt-<step> + the `checkpoint` state file, model.gin (pass it
       with --gin_file), spiece.model and conversion.json. No torch needed.
+  t5x-to-mtf T5X_DIR MODEL_DIR --vocabulary=SPIECE_MODEL
+      A T5X checkpoint dir (checkpoint_<step>/: msgpack + TensorStore, as T5X
+      writes it) of a T5 / Switch model, e.g. every switch_classic release
+      (base e8-e256, large e128, xxl e128, c e2048) -> a Mesh TF model dir.
+      The model is read from the tensors; the routing (capacity factors,
+      minimum capacity, group size, no jitter) from the release of that
+      shape. Copy gs:// checkpoints to local disk first.
   mtf-to-hf MODEL_DIR HF_DIR
       A Mesh TF model dir (converted, or trained with switch_mtf_transformer)
       -> a Hugging Face folder that from_pretrained loads (config.json,
@@ -22,7 +29,7 @@ then fine-tune with --gin_file=output/switch_base_8/model.gin and
 --gin_param="utils.run.init_checkpoint='output/switch_base_8/model.ckpt-0'",
 and back:
 
-  python tools/convert_checkpoint.py mtf-to-hf output/finetuned \
+  python tools/convert_checkpoint.py mtf-to-hf output/finetuned \\
       output/finetuned_hf --gin_file=output/switch_base_8/model.gin
 
 Every check runs before anything is written; a bad input is reported on one
@@ -78,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
                   "record the pre-training step)")
   _add_mtf_output_flags(hf)
 
+  t5x = modes.add_parser(
+      "t5x-to-mtf", help="T5X checkpoint dir -> Mesh TF model dir",
+      description="T5X checkpoint dir (msgpack + TensorStore) -> Mesh TF "
+      "model dir.")
+  t5x.add_argument("t5x_dir", help="the T5X checkpoint dir, "
+                   "checkpoint_<step>/")
+  t5x.add_argument("model_dir", help="the Mesh TF model dir to create")
+  t5x.add_argument("--step", type=int, default=None,
+                   help="global step stored in the checkpoint (default: the "
+                   "T5X checkpoint's step)")
+  _add_mtf_output_flags(t5x)
+
   export = modes.add_parser(
       "mtf-to-hf", help="Mesh TF model dir -> Hugging Face folder",
       description="Mesh TF model dir -> Hugging Face T5 / "
@@ -117,6 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   # pylint: disable=g-import-not-at-top
   from switch_mtf.checkpoints import export_hf
   from switch_mtf.checkpoints import import_hf
+  from switch_mtf.checkpoints import import_t5x
   from switch_mtf.checkpoints.errors import ConversionError
   # pylint: enable=g-import-not-at-top
   try:
@@ -124,6 +144,20 @@ def main(argv: Optional[List[str]] = None) -> int:
       result = import_hf.import_hf(
           args.hf_dir, args.model_dir, dtype=args.dtype, step=args.step,
           vocabulary=args.vocabulary, overwrite=args.overwrite,
+          shard_bytes=args.shard_mb << 20)
+      print("wrote %s (%.1f MB)" % (result.model_dir,
+                                    result.bytes_written / 1e6))
+      print("  checkpoint: %s" % result.checkpoint_prefix)
+      print("  gin:        --gin_file=%s" % result.gin_file)
+    elif args.mode == "t5x-to-mtf":
+      if not args.vocabulary:
+        raise ConversionError(
+            "T5X checkpoints hold no vocabulary: pass --vocabulary (the "
+            "releases use gs://t5-data/vocabs/cc_all.32000.100extra/"
+            "sentencepiece.model).")
+      result = import_t5x.import_t5x(
+          args.t5x_dir, args.model_dir, args.vocabulary, dtype=args.dtype,
+          step=args.step, overwrite=args.overwrite,
           shard_bytes=args.shard_mb << 20)
       print("wrote %s (%.1f MB)" % (result.model_dir,
                                     result.bytes_written / 1e6))

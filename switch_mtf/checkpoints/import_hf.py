@@ -5,36 +5,25 @@ vocabulary) runs before the output dir is created; then tensors stream from
 the source, one Mesh TF variable at a time, into a sharded checkpoint.
 """
 
-import dataclasses
 import os
 from typing import Optional
 
-from switch_mtf.checkpoints import gin_emitter
 from switch_mtf.checkpoints import hf_config
 from switch_mtf.checkpoints import hf_folder
 from switch_mtf.checkpoints import hf_names
 from switch_mtf.checkpoints import model_dir as model_dir_lib
 from switch_mtf.checkpoints import mtf_checkpoint
+from switch_mtf.checkpoints import mtf_output
 from switch_mtf.checkpoints import tensor_plan
 from switch_mtf.checkpoints import vocabulary as vocabulary_lib
 from switch_mtf.checkpoints.errors import ConversionError
-
-DTYPES = ("float32", "bfloat16")
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-  model_dir: str
-  gin_file: str
-  checkpoint_prefix: str
-  bytes_written: int
 
 
 def import_hf(hf_dir: str, model_dir: str, dtype: str = "bfloat16",
               step: int = 0, vocabulary: Optional[str] = None,
               overwrite: bool = False,
               shard_bytes: int = mtf_checkpoint.DEFAULT_SHARD_BYTES
-              ) -> Result:
+              ) -> mtf_output.Result:
   """Converts an HF T5 / Switch folder into a Mesh TF model dir.
 
   Args:
@@ -46,10 +35,7 @@ def import_hf(hf_dir: str, model_dir: str, dtype: str = "bfloat16",
     overwrite: replace an existing model_dir.
     shard_bytes: checkpoint shard size.
   """
-  if dtype not in DTYPES:
-    raise ConversionError("dtype %r: use %s." % (dtype, " or ".join(DTYPES)))
-  if step < 0:
-    raise ConversionError("step %d must be >= 0." % step)
+  mtf_output.check_options(dtype, step)
   model_dir_lib.check_target(model_dir, overwrite)
   folder = hf_folder.open_folder(hf_dir)
   model = hf_config.read(folder.config, folder.config_path)
@@ -68,34 +54,17 @@ def import_hf(hf_dir: str, model_dir: str, dtype: str = "bfloat16",
                     described_by=folder.config_path)
   tensor_plan.check_aliases(folder.tensors, aliases)
 
-  final_dir = os.path.abspath(model_dir)
-  with model_dir_lib.staged(model_dir, overwrite) as staging:
-    prefix = mtf_checkpoint.write(
-        staging, step, tensor_plan.stream(mappings, folder.tensors, dtype),
-        shard_bytes)
-    vocabulary_lib.copy(vocabulary, staging)
-    gin_text = gin_emitter.model_gin(
-        arch, dtype, os.path.join(final_dir, vocabulary_lib.FILE_NAME),
-        header=_header(hf_dir, final_dir, model.family),
-        routing_source=model.routing_source)
-    with open(os.path.join(staging, gin_emitter.MODEL_GIN), "w") as f:
-      f.write(gin_text)
-    model_dir_lib.write_record(staging, {
-        "converted_by": "tools/convert_checkpoint.py hf-to-mtf",
-        "source": os.path.abspath(hf_dir),
-        "source_files": [{"path": os.path.abspath(p),
-                          "bytes": os.path.getsize(p)}
-                         for p in folder.weight_files],
-        "family": model.family,
-        "dtype": dtype,
-        "step": step,
-        "architecture": dataclasses.asdict(arch),
-        "routing_source": model.routing_source,
-    })
-    written = sum(os.path.getsize(os.path.join(staging, name))
-                  for name in os.listdir(staging))
-  return Result(final_dir, os.path.join(final_dir, gin_emitter.MODEL_GIN),
-                os.path.join(final_dir, os.path.basename(prefix)), written)
+  return mtf_output.write(
+      model_dir, overwrite, arch,
+      tensor_plan.stream(mappings, folder.tensors, dtype), dtype, step,
+      vocabulary, _header(hf_dir, model.family), model.routing_source, {
+          "converted_by": "tools/convert_checkpoint.py hf-to-mtf",
+          "source": os.path.abspath(hf_dir),
+          "source_files": [{"path": os.path.abspath(p),
+                            "bytes": os.path.getsize(p)}
+                           for p in folder.weight_files],
+          "family": model.family,
+      }, shard_bytes)
 
 
 def _check_sparse_step_one(model: hf_config.HfModel,
@@ -113,15 +82,7 @@ def _check_sparse_step_one(model: hf_config.HfModel,
         "are." % folder.config_path)
 
 
-def _header(hf_dir: str, model_dir: str, family: str):
-  return [
-      "Converted by tools/convert_checkpoint.py hf-to-mtf from the Hugging "
-      "Face",
-      "%s model in %s." % (family, os.path.abspath(hf_dir)),
-      "Use: --model_dir=<a new dir> --gin_file=%s" % os.path.join(
-          model_dir, gin_emitter.MODEL_GIN),
-      "     --gin_param=\"utils.run.init_checkpoint='%s/model.ckpt-<step>'\""
-      % model_dir,
-      "(or --model_dir=%s to evaluate, score or decode it)." % model_dir,
-  ]
-
+def _header(hf_dir: str, family: str):
+  return ["Converted by tools/convert_checkpoint.py hf-to-mtf from the "
+          "Hugging Face",
+          "%s model in %s." % (family, os.path.abspath(hf_dir))]

@@ -1,8 +1,9 @@
 """Which source tensors make each Mesh TF variable, checked before any work.
 
 A `Mapping` ties one Param to the source tensors it is made from and how:
-copied, transposed (2-D kernels stored [out, in]), or one tensor per expert
-transposed and stacked on the experts dimension. `check` compares the
+copied, reshaped (attention kernels with heads split out), transposed (2-D
+kernels stored [out, in]), or one tensor per expert transposed and stacked
+on the experts dimension. `check` compares the
 mappings with a source's names and shapes (headers only) and raises a
 one-line ConversionError naming the first missing, mis-shaped, extra or
 non-float tensor; `stream` then yields each variable's values, one at a
@@ -22,6 +23,7 @@ from switch_mtf.checkpoints.errors import ConversionError
 COPY = "copy"
 TRANSPOSE = "transpose"
 STACK_TRANSPOSED = "stack_transposed"  # one [out, in] tensor per expert
+RESHAPE = "reshape"  # same values, row-major, another shape (split heads)
 _MAX_LISTED = 3
 
 
@@ -30,6 +32,7 @@ class Mapping:
   param: mtf_names.Param
   sources: Tuple[str, ...]
   op: str
+  reshaped_from: Optional[Tuple[int, ...]] = None  # the source's, RESHAPE
 
 
 def source_shape(mapping: Mapping) -> Tuple[int, ...]:
@@ -39,6 +42,8 @@ def source_shape(mapping: Mapping) -> Tuple[int, ...]:
     return shape
   if mapping.op == TRANSPOSE:
     return tuple(reversed(shape))
+  if mapping.op == RESHAPE:
+    return mapping.reshaped_from
   return tuple(reversed(shape[1:]))  # one expert, transposed
 
 
@@ -50,6 +55,9 @@ def combine(mapping: Mapping, arrays: Sequence[np.ndarray],
     return np.asarray(arrays[0]).astype(numpy_dtype)
   if mapping.op == TRANSPOSE:
     return np.ascontiguousarray(np.asarray(arrays[0]).T, dtype=numpy_dtype)
+  if mapping.op == RESHAPE:
+    return np.asarray(arrays[0]).astype(numpy_dtype).reshape(
+        mapping.param.shape)
   out = np.empty(mapping.param.shape, dtype=numpy_dtype)
   for expert, array in enumerate(arrays):
     out[expert] = np.asarray(array).T
@@ -62,6 +70,8 @@ def split(mapping: Mapping, array: np.ndarray) -> List[np.ndarray]:
     return [array]
   if mapping.op == TRANSPOSE:
     return [np.ascontiguousarray(array.T)]
+  if mapping.op == RESHAPE:
+    return [array.reshape(mapping.reshaped_from)]
   return [np.ascontiguousarray(expert.T) for expert in array]
 
 
