@@ -1,4 +1,5 @@
-"""Jobs built on the CLI: demos, sweeps, TPU commands, reports and plots.
+"""Jobs built on the CLI: demos, sweeps, TPU commands, scoring a file,
+reports and plots.
 
 Each drives `t5_mesh_transformer` runs (through switch_mtf.cli.pipeline or as
 printed commands) and turns their event files into reports and plots.

