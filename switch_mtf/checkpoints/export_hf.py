@@ -17,7 +17,6 @@ import json
 import os
 from typing import List, Optional, Sequence, Tuple
 
-from switch_mtf.checkpoints import gin_emitter
 from switch_mtf.checkpoints import hf_config
 from switch_mtf.checkpoints import hf_folder
 from switch_mtf.checkpoints import hf_names
@@ -30,7 +29,6 @@ from switch_mtf.checkpoints import tensor_plan
 from switch_mtf.checkpoints import vocabulary as vocabulary_lib
 from switch_mtf.checkpoints.errors import ConversionError
 
-OPERATIVE_CONFIG = "operative_config.gin"
 # transformers.SwitchTransformersConfig's default, the released ports' value.
 DEFAULT_EXPERT_CAPACITY = 64
 DEFAULT_SHARD_BYTES = 2 << 30
@@ -45,17 +43,6 @@ class Result:
   bytes_written: int
 
 
-def model_gin_files(model_dir: str) -> List[str]:
-  """The gin that built a model dir: our model.gin, else the CLI's record."""
-  for name in (gin_emitter.MODEL_GIN, OPERATIVE_CONFIG):
-    path = os.path.join(model_dir, name)
-    if os.path.isfile(path):
-      return [path]
-  raise ConversionError(
-      "%s has neither %s nor %s; pass the model's gin files with "
-      "--gin_file." % (model_dir, gin_emitter.MODEL_GIN, OPERATIVE_CONFIG))
-
-
 def export_hf(model_dir: str, hf_dir: str,
               gin_files: Optional[Sequence[str]] = None,
               gin_params: Sequence[str] = (), step: Optional[int] = None,
@@ -67,7 +54,7 @@ def export_hf(model_dir: str, hf_dir: str,
   Args:
     model_dir: the Mesh TF model dir.
     hf_dir: the HF folder to create.
-    gin_files: the model's gin (default: model_gin_files(model_dir)).
+    gin_files: the model's gin (default: mtf_model.model_gin_files(model_dir)).
     gin_params: extra bindings, as for the CLI.
     step: the checkpoint to export (default: the latest).
     expert_capacity: HF's per-sequence expert capacity for Switch models.
@@ -85,19 +72,15 @@ def export_hf(model_dir: str, hf_dir: str,
     raise ConversionError("%s has no shared/embedding: not a Mesh TF "
                           "Transformer checkpoint." % checkpoint.prefix)
   vocab_size = checkpoint.shape("shared/embedding")[0]
-  gin_files = list(gin_files or model_gin_files(model_dir))
+  gin_files = list(gin_files or mtf_model.model_gin_files(model_dir))
   mtf_model.parse(gin_files, gin_params)
   arch = mtf_model.architecture_of(mtf_model.build(vocab_size), vocab_size)
-  dtypes = {checkpoint.dtype(name) for name in checkpoint.names()}
-  if len(dtypes) != 1:
-    raise ConversionError("%s mixes dtypes %s; HF models have one."
-                          % (checkpoint.prefix, sorted(dtypes)))
-  dtype = dtypes.pop()
+  dtype = checkpoint.single_dtype()
   config = hf_config.write(arch, dtype, expert_capacity)
-  identity = [tensor_plan.Mapping(p, (p.mtf_name,), tensor_plan.COPY)
-              for p in mtf_names.params(arch)]
-  tensor_plan.check(identity, checkpoint, described_by="the model's gin")
-  vocabulary = vocabulary or _model_vocabulary(model_dir, gin_files)
+  tensor_plan.check_checkpoint(mtf_names.params(arch), checkpoint,
+                               "the model's gin")
+  vocabulary = vocabulary or vocabulary_lib.model_vocabulary(model_dir,
+                                                             gin_files)
   vocabulary_lib.check(vocabulary, vocab_size, checkpoint.prefix)
   mappings = hf_names.mappings(arch, config["model_type"])
   specs = [(name, tensor_plan.source_shape(m), dtype)
@@ -131,14 +114,6 @@ def export_hf(model_dir: str, hf_dir: str,
     })
   return Result(final_dir, config,
                 tuple(os.path.join(final_dir, f) for f, _ in shards), written)
-
-
-def _model_vocabulary(model_dir: str, gin_files: Sequence[str]) -> str:
-  """The dir's spiece.model, else the vocabulary the gin trains with."""
-  path = os.path.join(model_dir, vocabulary_lib.FILE_NAME)
-  if os.path.isfile(path):
-    return path
-  return vocabulary_lib.run_vocabulary_path(", ".join(gin_files))
 
 
 def _shards(specs, shard_bytes: int):

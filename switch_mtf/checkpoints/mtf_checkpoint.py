@@ -123,6 +123,14 @@ class MtfCheckpoint(tensor_source.TensorSource):
   def location(self, name: str) -> str:
     return self.prefix
 
+  def single_dtype(self) -> str:
+    """The weights' one dtype (float32 or bfloat16), or a refusal."""
+    dtypes = sorted({self.dtype(name) for name in self.names()})
+    if dtypes not in (["float32"], ["bfloat16"]):
+      raise ConversionError("%s has weights in %s; conversions need one of "
+                            "float32 or bfloat16." % (self.prefix, dtypes))
+    return dtypes[0]
+
 
 def latest(model_dir: str, step: int = None) -> str:
   """The prefix of the model dir's checkpoint at `step` (default: latest)."""

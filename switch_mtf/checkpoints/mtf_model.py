@@ -8,6 +8,7 @@ tests compare mtf_names.params with the first; export and upcycling start
 from the second.
 """
 
+import os
 from typing import Dict, List, Sequence, Tuple
 
 import gin
@@ -18,9 +19,11 @@ from mesh_tensorflow.transformer import utils
 import tensorflow.compat.v1 as tf
 
 from switch_mtf.checkpoints import architecture
+from switch_mtf.checkpoints import gin_emitter
 from switch_mtf.checkpoints.errors import ConversionError
 from switch_mtf.cli import gin_config
 
+_OPERATIVE_CONFIG = "operative_config.gin"  # written by the CLI
 _DENSE_ACTIVATIONS = {"relu": "relu", "gelu": "gelu",
                       ("gelu", "linear"): "geglu"}
 _STANDARD_SUBLAYERS = {
@@ -29,6 +32,17 @@ _STANDARD_SUBLAYERS = {
                              "sublayer_dropout", "sublayer_residual"],
     "_sublayers_final": ["sublayer_rms_norm", "sublayer_dropout"],
 }
+
+
+def model_gin_files(model_dir: str) -> List[str]:
+  """The gin that built a model dir: our model.gin, else the CLI's record."""
+  for name in (gin_emitter.MODEL_GIN, _OPERATIVE_CONFIG):
+    path = os.path.join(model_dir, name)
+    if os.path.isfile(path):
+      return [path]
+  raise ConversionError(
+      "%s has neither %s nor %s; pass the model's gin files with "
+      "--gin_file." % (model_dir, gin_emitter.MODEL_GIN, _OPERATIVE_CONFIG))
 
 
 def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:

@@ -122,6 +122,14 @@ def check(mappings: Sequence[Mapping], source: tensor_source.TensorSource,
                                                  source.dtype(name)))
 
 
+def check_checkpoint(params: Sequence[mtf_names.Param],
+                     source: tensor_source.TensorSource,
+                     described_by: str) -> None:
+  """A Mesh TF checkpoint must hold exactly `params`, as named and shaped."""
+  check([Mapping(p, (p.mtf_name,), COPY) for p in params], source,
+        described_by=described_by)
+
+
 def check_aliases(source: tensor_source.TensorSource,
                   aliases: Dict[str, str]) -> None:
   """Tied copies must equal the tensor they copy (one Mesh TF variable)."""

@@ -6,6 +6,9 @@ the vocabulary it was trained with: e.g. T5's 32000 pieces -> 32100 ids ->
 32128 rows, the `vocab_size` of every released T5 and Switch model.
 """
 
+import os
+from typing import Sequence
+
 from mesh_tensorflow.transformer import utils
 import sentencepiece
 import tensorflow as tf
@@ -60,6 +63,14 @@ def run_vocabulary_path(described_by: str) -> str:
         "folders ship one (spiece.model): pass it with --vocabulary."
         % (described_by, type(vocabulary).__name__))
   return path
+
+
+def model_vocabulary(model_dir: str, gin_files: Sequence[str]) -> str:
+  """A model dir's spiece.model, else the vocabulary its gin trains with."""
+  path = os.path.join(model_dir, FILE_NAME)
+  if os.path.isfile(path):
+    return path
+  return run_vocabulary_path(", ".join(gin_files))
 
 
 def copy(path: str, model_dir: str) -> str:

@@ -1,0 +1,94 @@
+"""The upcycling measurement's plan, report, and a few-step run of it all.
+
+The full measurement (3 seeds x 1500 + 1500 steps) is run by the
+coordinator on an idle machine (tools/upcycle_experiment.py); here a
+4 + 4-step run of one seed goes through every stage with the real CLI:
+dense pre-training, upcycling, the three arms, evaluation, the stored
+provenance and the report.
+"""
+
+import json
+import os
+
+import pytest
+
+from switch_mtf.bench.common import store as store_lib
+from switch_mtf.checkpoints.experiments import upcycling
+from tests.checkpoints import tool_help
+
+
+def test_plan_pairs_the_arms_by_seed(tmp_path):
+  config = upcycling.Config(seeds=(0, 2), dense_steps=30, extra_steps=20,
+                            num_experts=4)
+  plans = upcycling.plan(config, str(tmp_path))
+  assert [p.dense.name for p in plans] == ["dense_s0", "dense_s2"]
+  continued, upcycled, scratch = plans[1].arms
+  assert continued.init_from == "dense_s2" and continued.model_gin == (
+      config.dense_gin)
+  assert upcycled.init_from == "upcycled_init_s2"
+  assert upcycled.model_gin == str(tmp_path / "upcycled_init_s2" /
+                                   "experiment.gin")
+  assert scratch.init_from is None and scratch.gin_params == (
+      "num_experts = 4",)
+  # The arms share one data stream, not the dense run's.
+  assert {a.seed for a in plans[1].arms} == {102}
+  assert {a.train_steps for a in plans[1].arms} == {20}
+  assert plans[1].upcycled_init.train_steps == 30  # its checkpoint's step
+
+
+def test_summary_pairs_seeds_and_reports(tmp_path):
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"), "cmd")
+  ce = {"dense": (5.0, 5.1), "dense_continued": (4.8, 4.9),
+        "upcycled": (4.6, 4.95), "switch_scratch": (4.9, 4.7)}
+  for arm, values in ce.items():
+    for seed, value in enumerate(values):
+      store.put("%s_s%d" % (arm, seed), {"eval": {"100": {
+          "neg_log_perplexity": -value}}})
+  config = upcycling.Config(seeds=(0, 1))
+  summary = upcycling.summary(store, config.seeds)
+  assert summary["val_ce"]["upcycled"] == {0: 4.6, 1: 4.95}
+  assert summary["upcycled_best_in_seeds"] == [0]
+  gain = summary["upcycled_gain_over"]["dense_continued"]
+  assert gain["n"] == 2 and abs(gain["mean"] - 0.075) < 1e-9
+  text = upcycling.report(summary, config, store.commands)
+  assert "| upcycled | 4.6000 | 4.9500 |" in text
+  assert "beats both other arms in 1 of 2 seeds (0)" in text
+  assert "    cmd" in text
+
+
+def test_tool_documents_every_flag():
+  tool = tool_help.load_tool("upcycle_experiment")
+  assert tool_help.undocumented(tool.build_parser()) == []
+
+
+@pytest.mark.slow
+def test_a_few_step_run_goes_through_every_stage(tmp_path):
+  tool = tool_help.load_tool("upcycle_experiment")
+  results = tmp_path / "results"
+  assert tool.main([
+      "--seeds=0", "--dense_steps=4", "--extra_steps=4",
+      "--checkpoint_every=4", "--perplexity_eval_steps=1",
+      "--work_dir=%s" % (tmp_path / "work"),
+      "--results_dir=%s" % results]) == 0
+  stored = json.load(open(results / "runs.json"))
+  entries = stored["entries"]
+  assert sorted(entries) == ["dense_continued_s0", "dense_s0",
+                             "switch_scratch_s0", "upcycled_init_s0",
+                             "upcycled_s0"]
+  for name in ("dense_s0", "dense_continued_s0", "upcycled_s0",
+               "switch_scratch_s0"):
+    assert entries[name]["train_exit_code"] == 0, name
+    assert entries[name]["final_eval"]["neg_log_perplexity"] < 0, name
+    assert entries[name]["provenance"]["code_sha256"], name
+  # The continued arms resume the global step of the dense checkpoint.
+  assert entries["upcycled_s0"]["final_eval"]["step"] == 8
+  assert entries["dense_continued_s0"]["final_eval"]["step"] == 8
+  assert entries["switch_scratch_s0"]["final_eval"]["step"] == 4
+  # Upcycling t5_tiny gives switch_tiny's architecture.
+  assert entries["upcycled_s0"]["params"] == (
+      entries["switch_scratch_s0"]["params"])
+  assert entries["upcycled_s0"]["params"] > entries["dense_s0"]["params"]
+  assert os.path.isfile(tmp_path / "work" / "upcycled_init_s0" /
+                        "model.ckpt-4.index")
+  summary = (results / "summary.md").read_text()
+  assert "| upcycled |" in summary and "upcycle_experiment.py" in summary
