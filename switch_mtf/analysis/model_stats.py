@@ -11,7 +11,10 @@ Counts (see docs/models.md for the paper comparison):
   2 * M * N * K for every contracting einsum of the graph (dense layers,
   attention scores, logits) at the configured batch and lengths, plus, for
   each mixture-of-experts layer, one expert FFN per routed token (two for
-  top-2 MoE). Router, dispatch and combine einsums and capacity slack are
+  top-2 MoE). Mixture-of-experts layers inside other layers (Mesh TF's
+  ExpertsSelfAttention, whose MoE1D computes queries and keys) count the
+  same way, the rest of their layer as dense. Router, dispatch and combine
+  einsums and capacity slack are
   left out, as the paper does when it calls Switch-Base FLOP-matched to
   T5-Base; they are reported separately as routing_flops_per_token, counted
   for the TPU (a layer left at dispatch_mode "auto" counts its one-hot
@@ -22,9 +25,10 @@ Counts (see docs/models.md for the paper comparison):
   Activations and gradients are not counted, so this is a lower bound.
 """
 
+import contextlib
 import dataclasses
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import mesh_tensorflow as mtf
 from mesh_tensorflow.transformer import moe
@@ -34,6 +38,7 @@ import tensorflow.compat.v1 as tf
 from switch_mtf.cli import gin_config
 from switch_mtf.layer import dispatch
 from switch_mtf.layer import expert_matmul
+from switch_mtf.layer import switch as switch_lib
 
 EXPERTS_DIM = "experts"
 # The T5 SentencePiece vocabulary (cc_all.32000.100extra): 32100 ids, which
@@ -49,9 +54,14 @@ class StatsError(ValueError):
   """A config or layout that cannot be measured, with the fix in the text."""
 
 
+# (class, method): each call of the method is one mixture-of-experts layer
+# (Switch.call runs Switch.project, which SwitchSelfAttention calls too).
+_MOE_CALLS = ((moe.MoE1D, "call"), (switch_lib.Switch, "project"))
+
+
 @dataclasses.dataclass
 class _LayerCall:
-  """The graph operations one layer created, and the tokens it saw."""
+  """The graph operations one MoE layer created, and the tokens it saw."""
   layer: Any
   first_op: int
   end_op: int
@@ -103,17 +113,33 @@ def _layout_str(rules: mtf.LayoutRules) -> str:
   return ",".join("%s:%s" % pair for pair in sorted(rules._pairs))  # pylint: disable=protected-access
 
 
-def _record_layer_calls(layer_stack: Any, graph: mtf.Graph,
-                        calls: List[_LayerCall]) -> None:
-  """Makes every layer of the stack note the ops it creates when called."""
-  for layer in layer_stack.layers:
-    def call(context, x, *args, _layer=layer, _call=layer.call, **kwargs):
+@contextlib.contextmanager
+def _recording_moe_calls(graph: mtf.Graph,
+                         calls: List[_LayerCall]) -> Iterator[None]:
+  """Makes every MoE layer note the ops it creates when called.
+
+  Patched on the classes, so MoE layers built inside other layers (the
+  Switch of SwitchSelfAttention, the MoE1D of Mesh TF's
+  ExpertsSelfAttention) are recorded too.
+  """
+  originals = [(cls, name, cls.__dict__[name]) for cls, name in _MOE_CALLS]
+
+  def recording(original):
+    def call(self, context, x, *args, **kwargs):
       first = len(graph.operations)
-      y = _call(context, x, *args, **kwargs)
-      tokens = x.shape.size // context.model.model_dim.size
-      calls.append(_LayerCall(_layer, first, len(graph.operations), tokens))
+      y = original(self, context, x, *args, **kwargs)
+      tokens = x.shape.size // x.shape.dims[-1].size
+      calls.append(_LayerCall(self, first, len(graph.operations), tokens))
       return y
-    layer.call = call
+    return call
+
+  for cls, name, original in originals:
+    setattr(cls, name, recording(original))
+  try:
+    yield
+  finally:
+    for cls, name, original in originals:
+      setattr(cls, name, original)
 
 
 def _experts_per_token(layer: Any) -> int:
@@ -237,16 +263,15 @@ def _build_graph(model_type: str, vocab_size: int, mesh: mtf.Shape,
   graph = mtf.Graph()
   mtf_mesh = mtf.Mesh(graph, "model_stats_mesh")
   calls: List[_LayerCall] = []
-  for stack in (model.encoder, model.decoder):
-    _record_layer_calls(stack.layer_stack, graph, calls)
   batch_dim = mtf.Dimension("batch", batch)
   inputs, targets = (
       mtf.zeros(mtf_mesh, [batch_dim, mtf.Dimension("length", lengths[k])],
                 dtype=tf.int32) for k in ("inputs", "targets"))
   try:
-    model.call_simple(inputs=inputs, targets=targets, compute_loss=True,
-                      mode=tf.estimator.ModeKeys.TRAIN,
-                      variable_dtype=utils.get_variable_dtype())
+    with _recording_moe_calls(graph, calls):
+      model.call_simple(inputs=inputs, targets=targets, compute_loss=True,
+                        mode=tf.estimator.ModeKeys.TRAIN,
+                        variable_dtype=utils.get_variable_dtype())
   except ValueError as e:
     raise StatsError("building the model on mesh %s with layout %s failed: %s"
                      % (_shape_str(mesh), _layout_str(rules), e)) from e

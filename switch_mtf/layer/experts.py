@@ -14,7 +14,7 @@ rule it is a no-op. Weights: [experts, d_model, expert_hidden] and
 """
 
 import functools
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import mesh_tensorflow as mtf
 import tensorflow.compat.v1 as tf
@@ -24,6 +24,7 @@ from switch_mtf.layer import expert_matmul
 EXPERTS = "experts"
 EXPERT_HIDDEN = "expert_hidden"
 D_MODEL_SPLIT = "d_model_split"
+OUTPUT = "wo"  # the FFN's output kernel
 
 # Activation name -> mtf.layers.dense_product activation functions.
 ACTIVATIONS = {
@@ -48,8 +49,10 @@ def run_experts(expert_inputs: mtf.Tensor,
                 activation: str,
                 dropout_rate: float,
                 train: bool,
-                variable_dtype: mtf.VariableDType) -> mtf.Tensor:
-  """Applies each expert's FFN to its slots.
+                variable_dtype: mtf.VariableDType,
+                outputs: Sequence[Tuple[str, mtf.Dimension]]
+                ) -> List[mtf.Tensor]:
+  """Applies each expert's FFN to its slots, with one or more outputs.
 
   Args:
     expert_inputs: [O, experts_unsplit, G, C, d_model], groups split like
@@ -60,9 +63,13 @@ def run_experts(expert_inputs: mtf.Tensor,
       fine-tuning: 0.4 in experts vs 0.1 elsewhere).
     train: whether this is a training step (dropout is off otherwise).
     variable_dtype: the model's variable dtype.
+    outputs: (kernel name, output dim) per output projection of the shared
+      hidden layer: [(OUTPUT, d_model)] for the FFN; Mesh TF's experts in
+      attention use [("q_wo", q), ("k_wo", kv)].
 
   Returns:
-    [O, experts_unsplit, G, C, d_model], laid out like expert_inputs.
+    per output, [O, experts_unsplit, G, C, its dim], laid out like
+    expert_inputs.
   """
   activation_functions: Union[str, List[str]] = ACTIVATIONS[
       check_activation(activation)]
@@ -78,6 +85,8 @@ def run_experts(expert_inputs: mtf.Tensor,
   # A leading size-1 outer_batch dim (every mesh but TPU's outer batch)
   # leaves [experts, ...] operands, which expert_matmul multiplies with
   # tf.matmul forward and backward; otherwise Mesh TF's einsum layers.
+  slot_dims = [outer_dim, experts_unsplit_dim, groups_dim, capacity_dim]
+  results = []
   if outer_dim.size == 1:
     x = mtf.reshape(x, mtf.Shape(x.shape.dims[1:]))
     h = _expert_dense_product(
@@ -86,8 +95,9 @@ def run_experts(expert_inputs: mtf.Tensor,
                         else [activation_functions]), variable_dtype, "wi")
     if dropout_rate:
       h = mtf.dropout(h, is_training=train, keep_prob=1.0 - dropout_rate)
-    y = _expert_dense_product(h, model_dim, [None], variable_dtype, "wo")
-    y = mtf.reshape(y, mtf.Shape([outer_dim] + y.shape.dims))
+    for name, output_dim in outputs:
+      y = _expert_dense_product(h, output_dim, [None], variable_dtype, name)
+      results.append(mtf.reshape(y, mtf.Shape([outer_dim] + y.shape.dims)))
   else:
     h = mtf.layers.dense_product(
         x, reduced_dims=[model_dim], new_dims=[hidden_dim],
@@ -95,11 +105,12 @@ def run_experts(expert_inputs: mtf.Tensor,
         use_bias=False, variable_dtype=variable_dtype, name="wi")
     if dropout_rate:
       h = mtf.dropout(h, is_training=train, keep_prob=1.0 - dropout_rate)
-    y = mtf.layers.dense(
-        h, model_dim, reduced_dims=[hidden_dim], expert_dims=[experts_dim],
-        use_bias=False, variable_dtype=variable_dtype, name="wo")
-  return _relayout(y, [outer_dim, experts_unsplit_dim, groups_dim,
-                       capacity_dim], model_dim, split_model_dim)
+    for name, output_dim in outputs:
+      results.append(mtf.layers.dense(
+          h, output_dim, reduced_dims=[hidden_dim], expert_dims=[experts_dim],
+          use_bias=False, variable_dtype=variable_dtype, name=name))
+  return [_relayout(y, slot_dims, dim, mtf.Dimension(D_MODEL_SPLIT, dim.size))
+          for y, (_, dim) in zip(results, outputs)]
 
 
 def _expert_dense_product(x: mtf.Tensor, new_dim: mtf.Dimension,

@@ -12,7 +12,7 @@ and metrics.py; this module wires them to the Transformer's Context.
 """
 
 import contextlib
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import gin
 import mesh_tensorflow as mtf
@@ -197,6 +197,27 @@ class Switch(transformer.TransformerLayer):
     `losses` is ignored, as in MoE1D: LayerStack never passes it.
     """
     del losses
+    return self.project(context, x, [(experts.OUTPUT, x.shape.dims[-1])],
+                        sibling_scope=VARIABLE_SCOPE)[0]
+
+  def project(self, context: transformer.Context, x: mtf.Tensor,
+              outputs: Sequence[Tuple[str, mtf.Dimension]],
+              sibling_scope: Optional[str] = None) -> List[mtf.Tensor]:
+    """Routes x once; each expert ends in one output projection per output.
+
+    Args:
+      context: the Transformer's Context; the aux loss is appended to its
+        losses and the router metrics are written in training.
+      x: [batch..., (length,) d_model] tokens.
+      outputs: (kernel name, output dimension) per projection, e.g.
+        [("wo", d_model)] for the FFN, or Mesh TF's experts-attention pair
+        [("q_wo", q), ("k_wo", kv)]; the hidden layer is shared.
+      sibling_scope: create the variables in this sibling of the current
+        variable scope (call: "MoE1D", for MoE1D's names) instead of in it.
+
+    Returns:
+      one tensor per output, x's shape with d_model replaced by its dim.
+    """
     if context.model.ensemble_dim:
       raise NotImplementedError(
           "Switch does not support ensembles (Unitransformer.ensemble); "
@@ -209,19 +230,19 @@ class Switch(transformer.TransformerLayer):
       x = mtf.reshape(x, mtf.Shape(x_shape.dims[:-1] + [
           mtf.Dimension(context.length_dim.name, 1)] + x_shape.dims[-1:]))
       nonpadding = None
-    with _sibling_variable_scope(VARIABLE_SCOPE) as layer_scope:
-      y, aux_loss = self._moe(context, x, nonpadding, layer_scope,
-                              incremental=not has_length_dim)
+    with _variable_scope(sibling_scope) as layer_scope:
+      ys, aux_loss = self._moe(context, x, nonpadding, layer_scope,
+                               not has_length_dim, outputs)
     if context.losses is not None:
       context.losses.append(aux_loss)
-    if not has_length_dim:
-      y = mtf.reshape(y, x_shape)
-    return y
+    return [mtf.reshape(y, mtf.Shape(x_shape.dims[:-1] + [dim]))
+            for y, (_, dim) in zip(ys, outputs)]
 
   def _moe(self, context: transformer.Context, x: mtf.Tensor,
-           nonpadding, layer_scope: str,
-           incremental: bool) -> Tuple[mtf.Tensor, mtf.Tensor]:
-    """Groups tokens, routes, runs experts, combines; returns (y, aux)."""
+           nonpadding, layer_scope: str, incremental: bool,
+           outputs: Sequence[Tuple[str, mtf.Dimension]]
+           ) -> Tuple[List[mtf.Tensor], mtf.Tensor]:
+    """Groups tokens, routes, runs experts, combines; returns (ys, aux)."""
     layout, mesh_shape = context.model.layout, context.model.mesh_shape
     self._check_mesh_split(layout, mesh_shape)
     token_dims, model_dim = x.shape.dims[:-1], x.shape.dims[-1]
@@ -267,8 +288,10 @@ class Switch(transformer.TransformerLayer):
     dispatcher = dispatch.make_dispatcher(mode, routing, inputs.dtype)
     expert_outputs = experts.run_experts(
         dispatcher.dispatch(inputs), self.hidden_size, self.activation,
-        self.expert_dropout_rate, train, context.variable_dtype)
-    y = mtf.reshape(dispatcher.combine(expert_outputs), x.shape)
+        self.expert_dropout_rate, train, context.variable_dtype, outputs)
+    ys = [mtf.reshape(dispatcher.combine(expert_output),
+                      mtf.Shape(token_dims + [dim]))
+          for expert_output, (_, dim) in zip(expert_outputs, outputs)]
 
     aux_loss = self._aux_loss(routing, context.num_microbatches or 1)
     if train:
@@ -276,7 +299,7 @@ class Switch(transformer.TransformerLayer):
           aux_loss, metrics.router_metrics(routing),
           metrics.layer_tag_prefix(layer_scope),
           context.num_microbatches or 1)
-    return y, mtf.cast(aux_loss, x.dtype)
+    return ys, mtf.cast(aux_loss, x.dtype)
 
   def _route(self, inputs: mtf.Tensor, real: mtf.Tensor,
              capacity_dim: mtf.Dimension, train: bool,
@@ -335,18 +358,22 @@ def _check_positive_int(knob: str, value: int, hint: Optional[str] = None):
 
 
 @contextlib.contextmanager
-def _sibling_variable_scope(name: str) -> Iterator[str]:
-  """Re-enters the current variable scope's sibling `name`; yields the parent.
+def _variable_scope(sibling: Optional[str]) -> Iterator[str]:
+  """Enters the current variable scope's sibling `sibling`; yields the parent.
 
   Inside LayerStack the scope is `<layer>/Switch`; MoE1D's variables live in
   `<layer>/MoE1D`. The sibling keeps every setting of the current scope
-  (reuse, initializer, dtype, custom getter) but that last name.
+  (reuse, initializer, dtype, custom getter) but that last name. With no
+  sibling the current scope stays.
   """
   current = tf.get_variable_scope()
   parent = current.name.rpartition("/")[0]
-  sibling = tf.VariableScope(
+  if sibling is None:
+    yield parent
+    return
+  scope = tf.VariableScope(
       reuse=current.reuse,
-      name="%s/%s" % (parent, name) if parent else name,
+      name="%s/%s" % (parent, sibling) if parent else sibling,
       initializer=current.initializer,
       regularizer=current.regularizer,
       caching_device=current.caching_device,
@@ -356,5 +383,5 @@ def _sibling_variable_scope(name: str) -> Iterator[str]:
       dtype=current.dtype,
       use_resource=current.use_resource,
       constraint=current.constraint)
-  with tf.variable_scope(sibling, auxiliary_name_scope=False):
+  with tf.variable_scope(scope, auxiliary_name_scope=False):
     yield parent

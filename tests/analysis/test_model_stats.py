@@ -172,3 +172,59 @@ def test_tool_prints_json_and_exits_non_zero_on_a_bad_layout(capsys):
                     "--mesh_shape=batch:16"]) == 2
   err = capsys.readouterr().err
   assert "model_stats: error:" in err and "16" in err
+
+
+@pytest.mark.parametrize("name,d_model,d_ff,heads_x_kv,experts,blocks", [
+    ("switch_tiny", 128, 512, 128, 8, 1),
+    ("switch_base", 768, 3072, 768, 128, 6),
+])
+def test_experts_in_attention_count_as_one_ffn_per_token(
+    name, d_model, d_ff, heads_x_kv, experts, blocks):
+  # Each sparse block's self-attention trades its dense q, k, v for a
+  # router and experts of d_model x d_ff + 2 x d_ff x (heads x d_kv).
+  attention = model_stats_cache.model(name + "_attention")
+  ffn_only = model_stats_cache.model(name)
+  expert = d_model * d_ff + 2 * d_ff * heads_x_kv
+  dense_qkv = 3 * d_model * heads_x_kv
+  layers = 2 * blocks  # encoder and decoder
+  assert attention["params"] - ffn_only["params"] == layers * (
+      experts * expert + d_model * experts - dense_qkv)
+  assert attention["moe_layers"] == 2 * ffn_only["moe_layers"]
+  tokens = blocks * (512 + 114)  # token-layers per sequence
+  assert (attention["flops_per_sequence"] - ffn_only["flops_per_sequence"]
+          == tokens * 2 * (expert - dense_qkv))
+  assert attention["routing_flops_per_token"] > ffn_only[
+      "routing_flops_per_token"]
+
+
+def test_mesh_tf_experts_attention_counts_like_ours():
+  # Mesh TF's ExpertsSelfAttention (its MoE1D inside an attention layer)
+  # has our layer's parameterisation: the same parameters and experts. Its
+  # keys keep the query's length dim (each token attends to itself only,
+  # tests/layer/test_attention.py), so its q.k einsum lacks the L x L
+  # scores: 2 (heads x d_kv) (L^2 - L) FLOPs per layer and sequence.
+  ours = model_stats_cache.model("switch_tiny_attention")
+  theirs = model_stats_cache.model(
+      "switch_tiny_attention",
+      *("%s/transformer.make_layer_stack.layers = [%s]" % (
+          stack, ", ".join(layers)) for stack, layers in (
+              ("encoder", ["@transformer_layers.SelfAttention",
+                           "@transformer_layers.DenseReluDense",
+                           "@transformer_layers.ExpertsSelfAttention",
+                           "@switch_mtf.Switch"]),
+              ("decoder", ["@transformer_layers.SelfAttention",
+                           "@transformer_layers.EncDecAttention",
+                           "@transformer_layers.DenseReluDense",
+                           "@transformer_layers.ExpertsSelfAttention",
+                           "@transformer_layers.EncDecAttention",
+                           "@switch_mtf.Switch"]))),
+      "ExpertsSelfAttention.shared_kv = True",
+      "ExpertsSelfAttention.num_experts = 8",
+      "ExpertsSelfAttention.hidden_size = 512")
+  for key in ("params", "expert_params", "moe_layers",
+              "routing_flops_per_token"):
+    assert theirs[key] == ours[key], key
+  missing_scores = sum(2 * 128 * (length ** 2 - length)
+                       for length in (512, 114))
+  assert (ours["flops_per_sequence"] - theirs["flops_per_sequence"]
+          == missing_scores)

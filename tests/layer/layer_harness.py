@@ -105,7 +105,10 @@ def run_layer(make_layer: Callable[[], transformer.TransformerLayer],
       variable_dtype=variable_dtype,
       mode="incremental" if incremental else mode,
       sequence_id=mtf_sequence_id, losses=losses,
-      num_microbatches=num_microbatches)
+      num_microbatches=num_microbatches,
+      # Attention layers read positions (FFN layers do not).
+      position=None if incremental else mtf.range(mesh, length_dim,
+                                                  tf.int32))
   layer = make_layer()
   layer.set_name(LAYER_NAME)
   stack = transformer.LayerStack(

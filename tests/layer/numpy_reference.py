@@ -239,3 +239,43 @@ def _top1_loss(chosen, probs, num_experts):
   """E * sum_e f_e * P_e over all group positions (padding included)."""
   f = np.array([np.mean(chosen == e) for e in range(num_experts)])
   return num_experts * np.sum(f * probs.mean(axis=0))
+
+
+def experts_self_attention(x: np.ndarray,
+                           router_kernel: np.ndarray,
+                           wi: np.ndarray,
+                           q_wo: np.ndarray,
+                           k_wo: np.ndarray,
+                           o: np.ndarray,
+                           num_heads: int,
+                           capacity: int) -> np.ndarray:
+  """Self-attention whose q and k = v are top-1 expert FFNs (paper App. A).
+
+  One group (all batch x length tokens, token order), argmax routing,
+  relu experts with two output projections; a dropped token's q and kv are
+  zero. Scores are q.k / sqrt(d_kv) per head, softmax over all positions of
+  its sequence (no padding, no causal mask), then the dense output `o`.
+  x: [batch, length, d_model]; q_wo, k_wo: [E, H, heads * d_kv];
+  o: [heads * d_kv, d_model].
+  """
+  batch, length, d_model = x.shape
+  tokens = x.reshape(-1, d_model).astype(np.float64)
+  probs = _softmax(tokens @ router_kernel.astype(np.float64), axis=-1)
+  flat = q_wo.shape[-1]
+  q = np.zeros([len(tokens), flat])
+  kv = np.zeros([len(tokens), flat])
+  fill = [0] * router_kernel.shape[1]
+  for t, token in enumerate(tokens):
+    e = int(probs[t].argmax())
+    if fill[e] < capacity:
+      fill[e] += 1
+      h = relu(token @ wi[e].astype(np.float64))
+      q[t] = probs[t, e] * (h @ q_wo[e].astype(np.float64))
+      kv[t] = probs[t, e] * (h @ k_wo[e].astype(np.float64))
+  d_kv = flat // num_heads
+  q = q.reshape(batch, length, num_heads, d_kv) / np.sqrt(d_kv)
+  kv = kv.reshape(batch, length, num_heads, d_kv)
+  scores = np.einsum("bqhd,bkhd->bhqk", q, kv)
+  weights = _softmax(scores, axis=-1)
+  heads = np.einsum("bhqk,bkhd->bqhd", weights, kv)
+  return heads.reshape(batch, length, flat) @ o.astype(np.float64)

@@ -48,6 +48,8 @@ MODELS = {
     "switch_base_256": (12, 256, 1), "switch_large": (24, 128, 1),
     "switch_xxl": (24, 128, 1), "switch_c": (30, 2048, 1),
     "moe_base": (12, 128, 2),
+    # Switch FFNs plus Switch experts in the sparse blocks' self-attention.
+    "switch_tiny_attention": (4, 8, 1), "switch_base_attention": (24, 128, 1),
 }
 
 
