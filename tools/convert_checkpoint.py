@@ -60,7 +60,7 @@ def _add_mtf_output_flags(parser: argparse.ArgumentParser) -> None:
                       help="dtype of the Mesh TF checkpoint, bound as the "
                       "gin's master dtype (default: %(default)s, Mesh TF's "
                       "default; float32 keeps float32 weights exact)")
-  parser.add_argument("--shard_mb", type=int, default=1024,
+  parser.add_argument("--shard_mb", type=int, default=128,
                       help="checkpoint shard size in MiB; peak memory is "
                       "about one shard or one tensor, whichever is larger "
                       "(default: %(default)s)")

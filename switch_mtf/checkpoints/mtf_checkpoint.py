@@ -22,7 +22,9 @@ from switch_mtf.checkpoints import tensor_source
 from switch_mtf.checkpoints.errors import ConversionError
 from switch_mtf.cli import checkpoints as cli_checkpoints
 
-DEFAULT_SHARD_BYTES = 1 << 30
+# A shard's arrays and TensorFlow's copies of them are in memory at once:
+# 128 MiB keeps that well inside the 1 GB over twice the largest tensor.
+DEFAULT_SHARD_BYTES = 128 << 20
 GLOBAL_STEP = "global_step"
 # Variables of training that are not model weights: the step and optimizer
 # slots (Adafactor's `<var>_slot_vr`, `_slot_vc`, `_slot_v`, `_slot_m`).

@@ -4,9 +4,9 @@ The format (github.com/huggingface/safetensors): an 8-byte little-endian
 header length, a JSON header mapping each name to its dtype, shape and byte
 range, then the raw little-endian data. The installed `safetensors` package
 (0.3.1) cannot hand bfloat16 tensors to NumPy and only writes whole dicts,
-so this module reads through a memory map (nothing is loaded until a
-tensor is used; a truncated file is caught from the header alone) and writes
-header first, then data as it is produced. tests/checkpoints check it
+so this module reads one tensor at a time at its offset (nothing else is
+loaded; a truncated file is caught from the header alone) and writes header
+first, then data as it is produced. tests/checkpoints check it
 against the package on float32 files and against transformers' own loader.
 """
 
@@ -62,7 +62,6 @@ class SafetensorsFile(tensor_source.TensorSource):
     self._entries: Dict[str, Tuple[str, Tuple[int, ...], int]] = {}
     for name, entry in header.items():
       self._entries[name] = self._check_entry(name, entry, size)
-    self._memmap = None
 
   def _check_entry(self, name: str, entry, file_size: int):
     try:
@@ -97,13 +96,13 @@ class SafetensorsFile(tensor_source.TensorSource):
     return self._entries[name][0]
 
   def read(self, name: str) -> np.ndarray:
+    # A plain read, not a memory map: mapped pages stay resident (and count
+    # as the process's memory) until the whole file is closed.
     dtype, shape, begin = self._entries[name]
-    if self._memmap is None:
-      self._memmap = np.memmap(self.path, dtype=np.uint8, mode="r")
     numpy_dtype = tensor_source.NUMPY_DTYPES[dtype]
-    count = int(np.prod(shape, dtype=np.int64)) * numpy_dtype.itemsize
-    start = self._data_start + begin
-    return self._memmap[start:start + count].view(numpy_dtype).reshape(shape)
+    count = int(np.prod(shape, dtype=np.int64))
+    return np.fromfile(self.path, dtype=numpy_dtype, count=count,
+                       offset=self._data_start + begin).reshape(shape)
 
   def location(self, name: str) -> str:
     return self.path

@@ -5,7 +5,7 @@ The google/switch-base-* repositories ship only this file. torch.save
 dict, in which each tensor refers to a storage `<name>/data/<key>` stored
 uncompressed in the archive. A restricted unpickler rebuilds only state
 dicts of tensors (it runs no other code a pickle could name), and each
-tensor becomes a view of its storage mapped straight from the file, so
+tensor is read from its storage's bytes in the file when it is used, so
 reading needs neither torch nor memory for the whole model.
 """
 
@@ -177,14 +177,18 @@ class TorchZipFile(tensor_source.TensorSource):
     return self._tensors[name].storage.dtype
 
   def read(self, name: str) -> np.ndarray:
+    # Reads only the elements the tensor spans (a plain read: a memory map
+    # would keep every page it touched resident until closed).
     ref = self._tensors[name]
     numpy_dtype = tensor_source.NUMPY_DTYPES[ref.storage.dtype]
-    storage = np.memmap(
-        self.path, dtype=numpy_dtype, mode="r",
-        offset=self._storage_offsets[self._prefix + "data/" + ref.storage.key],
-        shape=(ref.storage.numel,))
+    span = 1 + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride)) if all(
+        ref.shape) else 0
+    values = np.fromfile(
+        self.path, dtype=numpy_dtype, count=span,
+        offset=self._storage_offsets[self._prefix + "data/" + ref.storage.key]
+        + ref.offset * numpy_dtype.itemsize)
     return np.lib.stride_tricks.as_strided(
-        storage[ref.offset:], shape=ref.shape,
+        values, shape=ref.shape,
         strides=[s * numpy_dtype.itemsize for s in ref.stride],
         writeable=False)
 

@@ -1,0 +1,179 @@
+"""How fast conversions run and how much memory they take (a benchmark).
+
+A synthetic Switch model with switch-base-8's shapes (the released
+switch_classic base config with 8 experts; our embedded vocabulary's 8192
+rows instead of 32128, the only SentencePiece model available offline) is
+written as a Hugging Face folder in float32, as the Hub's google/switch-*
+ports are, then converted both ways by tools/convert_checkpoint.py in
+child processes: hf-to-mtf (to bfloat16, Mesh TF's default) and mtf-to-hf.
+Each conversion reports wall seconds, MB read and written, MB/s written
+and the child's peak RSS (its own ru_maxrss), next to the issue's targets:
+at least 100 MB/s written, peak RSS under 2x the largest tensor + 1 GB.
+More expert counts give the scaling of peak RSS with the largest tensor.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from switch_mtf.bench.common import provenance
+from switch_mtf.checkpoints import architecture
+from switch_mtf.checkpoints import hf_config
+from switch_mtf.checkpoints import hf_names
+from switch_mtf.checkpoints import mtf_names
+from switch_mtf.checkpoints import released
+from switch_mtf.checkpoints import safetensors_file
+from switch_mtf.checkpoints import tensor_plan
+from switch_mtf.tasks import paths
+
+VOCAB_ROWS = 8192  # the embedded SentencePiece model's embedding rows
+CODE_PARTS = ("checkpoints",)
+TARGET_MB_PER_SECOND = 100.0
+_TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))), "tools",
+                     "convert_checkpoint.py")
+
+
+def switch_base(num_experts: int) -> architecture.Architecture:
+  """switch_classic/base with `num_experts` experts (and 8192 vocab rows)."""
+  base = {r.name: r for r in released.SWITCH_CLASSIC}["switch_classic/base"]
+  layers = released.sparse_layers(base.num_layers, base.every_ffn_sparse)
+  return architecture.Architecture(
+      vocab_size=VOCAB_ROWS, d_model=base.d_model, d_ff=base.d_ff,
+      num_heads=base.num_heads, d_kv=base.d_kv,
+      encoder=architecture.Stack(base.num_layers, layers),
+      decoder=architecture.Stack(base.num_layers, layers),
+      activation=base.activation, tied_embeddings=base.tied_embeddings,
+      num_experts=num_experts, routing=base.routing)
+
+
+def tiny(num_experts: int) -> architecture.Architecture:
+  """A switch-base-shaped model small enough for a smoke test."""
+  return dataclasses.replace(
+      switch_base(num_experts), d_model=32, d_ff=64, num_heads=2, d_kv=16,
+      encoder=architecture.Stack(2, (1,)), decoder=architecture.Stack(2, (1,)))
+
+
+def write_hf_folder(arch: architecture.Architecture, path: str,
+                    seed: int = 0) -> Dict[str, int]:
+  """A float32 HF folder of random weights; returns parameter counts."""
+  os.makedirs(path)
+  config = hf_config.write(arch, "float32", expert_capacity=64)
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump(config, f, indent=2)
+  shutil.copy(paths.EMBEDDED_VOCAB_PATH, os.path.join(path, "spiece.model"))
+  specs = [(name, tensor_plan.source_shape(m), "float32")
+           for m in hf_names.mappings(arch, hf_names.SWITCH)
+           for name in m.sources]
+  rng = np.random.default_rng(seed)
+  safetensors_file.write(
+      os.path.join(path, "model.safetensors"), specs,
+      (rng.standard_normal(shape, dtype=np.float32) * 0.05
+       for _, shape, _ in specs), {"format": "pt"})
+  params = mtf_names.params(arch)
+  return {"parameters": sum(int(np.prod(p.shape)) for p in params),
+          "largest_tensor_parameters": max(int(np.prod(p.shape))
+                                           for p in params)}
+
+
+def _directory_bytes(path: str) -> int:
+  return sum(os.path.getsize(os.path.join(d, f))
+             for d, _, files in os.walk(path) for f in files)
+
+
+def run_tool(args: Sequence[str]) -> Dict[str, Any]:
+  """Runs tools/convert_checkpoint.py; wall seconds and its peak RSS."""
+  start = time.time()
+  child = subprocess.Popen([sys.executable, _TOOL, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  output = child.stdout.read().decode(errors="replace")
+  _, status, usage = os.wait4(child.pid, 0)
+  child.returncode = os.waitstatus_to_exitcode(status)
+  seconds = time.time() - start
+  if child.returncode != 0:
+    raise RuntimeError("convert_checkpoint %s failed (%d): %s"
+                       % (" ".join(args), child.returncode, output[-2000:]))
+  return {"seconds": round(seconds, 2),
+          "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}  # KiB on Linux
+
+
+def measure(arch: architecture.Architecture,
+            work_dir: str) -> Dict[str, Any]:
+  """Converts a synthetic model both ways (the tool's default shard sizes);
+  the numbers of each direction."""
+  shutil.rmtree(work_dir, ignore_errors=True)
+  hf_dir, mtf_dir, back_dir = (os.path.join(work_dir, name)
+                               for name in ("hf", "mtf", "hf_back"))
+  counts = write_hf_folder(arch, hf_dir)
+  largest_bf16_mb = counts["largest_tensor_parameters"] * 2 / 1e6
+  largest_f32_mb = counts["largest_tensor_parameters"] * 4 / 1e6
+  result = {"architecture": dataclasses.asdict(arch), **counts}
+  for direction, args, source, target, largest in (
+      ("hf_to_mtf", ["hf-to-mtf", hf_dir, mtf_dir, "--dtype=bfloat16"],
+       hf_dir, mtf_dir, largest_f32_mb),
+      ("mtf_to_hf", ["mtf-to-hf", mtf_dir, back_dir], mtf_dir, back_dir,
+       largest_bf16_mb)):
+    with provenance.LoadMonitor(interval=1.0) as monitor:
+      numbers = run_tool(args)
+    written = _directory_bytes(target)
+    # 2x the largest tensor (as read, the larger dtype) + 1 GB.
+    rss_limit = 2 * largest + 1000
+    numbers.update(
+        mb_read=round(_directory_bytes(source) / 1e6, 1),
+        mb_written=round(written / 1e6, 1),
+        mb_per_second_written=round(written / 1e6 / numbers["seconds"], 1),
+        peak_rss_limit_mb=round(rss_limit, 1),
+        meets_speed_target=written / 1e6 / numbers["seconds"] >= (
+            TARGET_MB_PER_SECOND),
+        meets_memory_target=numbers["peak_rss_mb"] <= rss_limit,
+        load=monitor.summary())
+    result[direction] = numbers
+  return result
+
+
+def run(num_experts: Sequence[int], work_dir: str, results_path: str,
+        command: str, size: str = "switch_base",
+        log=print) -> Dict[str, Any]:
+  """Measures each expert count; writes the results file; returns it."""
+  make = {"switch_base": switch_base, "tiny": tiny}[size]
+  results: Dict[str, Any] = {
+      "size": size, "target_mb_per_second": TARGET_MB_PER_SECOND,
+      "provenance": provenance.record(command, [], CODE_PARTS),
+      "runs": {}}
+  for experts in num_experts:
+    log("conversion bench: %s with %d experts" % (size, experts))
+    results["runs"]["E%d" % experts] = measure(
+        make(experts), os.path.join(work_dir, "E%d" % experts))
+    _write(results_path, results)
+  return results
+
+
+def summary_lines(results: Dict[str, Any]) -> List[str]:
+  lines = ["| model | params | largest tensor | direction | s | MB written "
+           "| MB/s | peak RSS MB | RSS limit MB |", "|---" * 9 + "|"]
+  for name, run_result in results["runs"].items():
+    for direction in ("hf_to_mtf", "mtf_to_hf"):
+      d = run_result[direction]
+      lines.append("| %s %s | %.0fM | %.1fM | %s | %.1f | %.0f | %.1f | %.0f "
+                   "| %.0f |" % (
+                       results["size"], name, run_result["parameters"] / 1e6,
+                       run_result["largest_tensor_parameters"] / 1e6,
+                       direction, d["seconds"], d["mb_written"],
+                       d["mb_per_second_written"], d["peak_rss_mb"],
+                       d["peak_rss_limit_mb"]))
+  return lines
+
+
+def _write(path: str, results: Dict[str, Any]) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(results, f, indent=1, sort_keys=True)
+    f.write("\n")
+  os.replace(path + ".tmp", path)

@@ -1,0 +1,48 @@
+"""The conversion benchmark runs end to end on a tiny model (smoke test).
+
+The benchmark itself (switch-base-8's shapes, 2.4 GB) is run by the
+coordinator on an idle machine; no timing is asserted here, only that
+every number is recorded, sized as the files are, with provenance.
+"""
+
+import json
+
+import numpy as np
+
+from switch_mtf.checkpoints import mtf_names
+from switch_mtf.checkpoints.experiments import conversion_bench
+from tests.checkpoints import tool_help
+
+
+def test_switch_base_shapes_are_the_released_base_with_8_experts():
+  arch = conversion_bench.switch_base(8)
+  params = sum(int(np.prod(p.shape)) for p in mtf_names.params(arch))
+  # switch-base-8 is ~620M parameters with 32128 vocabulary rows; ours has
+  # 8192 rows: (32128 - 8192) x 768 = 18.4M fewer.
+  assert 595e6 < params < 605e6
+  assert arch.num_experts == 8 and arch.encoder.sparse_layers == (
+      1, 3, 5, 7, 9, 11)
+
+
+def test_tiny_run_records_every_number(tmp_path):
+  tool = tool_help.load_tool("conversion_bench")
+  assert tool_help.undocumented(tool.build_parser()) == []
+  results_path = tmp_path / "bench.json"
+  assert tool.main(["--size=tiny", "--num_experts=4",
+                    "--work_dir=%s" % (tmp_path / "work"),
+                    "--results=%s" % results_path]) == 0
+  results = json.load(open(results_path))
+  assert sorted(results["runs"]) == ["E4"]
+  assert results["provenance"]["code_parts"] == ["checkpoints"]
+  large = results["runs"]["E4"]
+  assert large["largest_tensor_parameters"] == 8192 * 32  # the embedding
+  for direction in ("hf_to_mtf", "mtf_to_hf"):
+    numbers = large[direction]
+    assert numbers["seconds"] > 0 and numbers["peak_rss_mb"] > 100
+    assert numbers["mb_written"] > 0.5 * numbers["mb_read"] * (
+        0.5 if direction == "hf_to_mtf" else 1)  # float32 -> bfloat16
+    assert isinstance(numbers["meets_memory_target"], bool)
+  # Back to HF: the bfloat16 checkpoint's weights, in bfloat16.
+  assert abs(large["mtf_to_hf"]["mb_written"]
+             - large["hf_to_mtf"]["mb_written"]) < 0.2 * large[
+                 "mtf_to_hf"]["mb_written"]
