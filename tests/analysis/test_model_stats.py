@@ -228,3 +228,46 @@ def test_mesh_tf_experts_attention_counts_like_ours():
                        for length in (512, 114))
   assert (ours["flops_per_sequence"] - theirs["flops_per_sequence"]
           == missing_scores)
+
+
+def test_attention_experts_take_their_own_scoped_switch_knobs():
+  # attention/Switch.* reaches the attention experts only: 2 layers x 8
+  # experts x (128 + 2 x 128) x (512 - 256) fewer parameters.
+  default = model_stats_cache.model("switch_tiny_attention")
+  narrow = model_stats_cache.model("switch_tiny_attention",
+                                   "attention/Switch.hidden_size = 256")
+  assert default["params"] - narrow["params"] == 2 * 8 * 384 * 256
+  assert default["expert_params"] - narrow["expert_params"] == (
+      2 * 8 * 384 * 256)
+
+
+def _t5_params(d_model, d_ff, heads, d_kv, layers, vocab=32128, buckets=32):
+  """Parameters of a T5.1.0 bitransformer, written out by hand.
+
+  Shared input/output embedding, relative attention bias shared by the
+  layers of a stack, one RMS-norm scale per sublayer and per stack.
+  """
+  attention = 4 * d_model * heads * d_kv
+  ffn = 2 * d_model * d_ff
+  encoder = layers * (attention + ffn + 2 * d_model) + d_model
+  decoder = layers * (2 * attention + ffn + 3 * d_model) + d_model
+  return vocab * d_model + encoder + decoder + 2 * buckets * heads
+
+
+def test_switch_base_plus_is_switch_base_at_d_model_896_and_16_heads():
+  # Table 1 gives Switch-Base+ only as "d_model 896, 16 heads" (no size).
+  assert model_stats_cache.model("t5_base")["params"] == _t5_params(
+      768, 3072, 12, 64, 12)
+  plus = model_stats_cache.model("switch_base_plus")
+  experts, sparse_layers, expert = 128, 12, 2 * 896 * 3072
+  assert plus["params"] == _t5_params(896, 3072, 16, 64, 12) + (
+      sparse_layers * ((experts - 1) * expert + 896 * experts))
+  assert (plus["moe_layers"], plus["num_experts"]) == (12, 128)
+  # FLOP-matched to its dense twin, as every Switch model.
+  assert plus["flops_per_sequence"] == _t5_flops_per_sequence(
+      896, 3072, 16 * 64, 12, 512, 114)
+  # Sized to train as fast as Table 1's top-2 MoE-Base: its FLOPs per token
+  # are within 10% of moe_base.gin's (and 1.33x Switch-Base's; the paper's
+  # speeds at cf 1.0: 1000 vs 780 examples/s, 1.28x).
+  moe = model_stats_cache.model("moe_base")["flops_per_token"]
+  assert abs(plus["flops_per_token"] / moe - 1) < 0.1

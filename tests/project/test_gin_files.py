@@ -50,6 +50,7 @@ MODELS = {
     "moe_base": (12, 128, 2),
     # Switch FFNs plus Switch experts in the sparse blocks' self-attention.
     "switch_tiny_attention": (4, 8, 1), "switch_base_attention": (24, 128, 1),
+    "switch_base_plus": (12, 128, 1),  # Table 1
 }
 
 
