@@ -48,3 +48,32 @@ LAYER_SPEED = (
     "Table 1: Switch-Base (cf 1.0) 1000 ex/s vs T5-Base 1600 ex/s on 32 "
     "TPUv3 cores, i.e. a full Switch model step costs ~1.6x the dense step "
     "(every other FFN sparse, plus all-to-all communication).")
+
+ROUTER_POLICY = {
+    # Table 11: router exploration strategies, Switch Transformer quality
+    # (NLP); "no material speed performance difference between the
+    # variants". Input jitter is used throughout the paper.
+    "argmax": -1.471,
+    "sample": -1.570,  # "sample softmax"
+    "input_dropout": -1.480,
+    "input_jitter": -1.468,
+}
+
+NTLB = (
+    "Appendix B: No-Token-Left-Behind reroutes overflow tokens to their "
+    "next-best expert; 'we found no empirical benefits' (no figures given).")
+
+PRIORITY_DROPPING = (
+    "Not in the paper: probability-priority dropping is Mesh TF's switch_max "
+    "gating. At the same capacity factor (1.0), Table 1's Switch-Base "
+    "(token-order dropping) reaches NLP -1.561.")
+
+EXPERTS_ATTENTION = {
+    # Table 10: 32 experts, 524k tokens per batch; (model, precision):
+    # (NLP at 100k steps, NLP at 16 hours, examples/s); None = diverged.
+    ("Experts FF", "float32"): (-1.548, -1.614, 1480),
+    ("Expert Attention", "float32"): (-1.524, -1.606, 1330),
+    ("Expert Attention", "bfloat16"): None,
+    ("Experts FF + Attention", "float32"): (-1.513, -1.607, 1240),
+    ("Experts FF + Attention", "bfloat16"): None,
+}

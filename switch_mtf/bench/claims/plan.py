@@ -16,6 +16,7 @@ from switch_mtf.bench.claims.runs import Run
 from switch_mtf.bench.common import tiny_models
 
 TOP2_GIN = "bench/moe_top2_tiny.gin"
+ATTENTION_GIN = "models/switch_tiny_attention.gin"  # Table 10
 RECIPE_GIN = "bench/pretrain_recipe.gin"
 RSQRT_RECIPE_GIN = "bench/rsqrt_recipe.gin"
 FINETUNE_RECIPE_GIN = "bench/finetune_recipe.gin"
@@ -25,8 +26,19 @@ ABLATION_EXPERTS = 8  # capacity, precision, init, z-loss, fine-tuning
 # Claims trained at Budget.ablation_steps against their own Switch baseline.
 ABLATION_CLAIMS = ("capacity_factor", "precision", "init_scale",
                    "router_z_loss")
+# The paper's appendices, trained like the ablations against the same
+# baseline: Table 11's router exploration, No-Token-Left-Behind (App. B),
+# Mesh TF's priority dropping (switch_max) and experts in attention
+# (Table 10).
+APPENDIX_CLAIMS = ("router_policy", "ntlb", "priority_dropping",
+                   "experts_attention")
 CAPACITY_FACTORS = (1.0, 1.25, 2.0)
 DEFAULT_CAPACITY_FACTOR = 1.25
+DEFAULT_POLICY = "input_jitter"  # the paper's, and the baseline's
+OTHER_POLICIES = ("argmax", "sample", "input_dropout")  # Table 11
+DEFAULT_ROUTING = "switch"
+NTLB_TOP_K = 4  # Mesh TF's default number of NTLB passes
+PRIORITY_CAPACITY_FACTOR = 1.0  # where dropping (and its order) matters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +88,14 @@ def switch(budget: Budget, seed: int, experts: int = ABLATION_EXPERTS,
            capacity_factor: float = DEFAULT_CAPACITY_FACTOR,
            init_scale: float = 1.0, z_loss: float = 0.0,
            activation_dtype: str = "float32", router_dtype: str = "float32",
-           **kwargs) -> Run:
-  """Switch E experts; the name lists every knob that is not the default."""
+           routing: str = DEFAULT_ROUTING,
+           router_policy: str = DEFAULT_POLICY,
+           attention_experts: bool = False, **kwargs) -> Run:
+  """Switch E experts; the name lists every knob that is not the default.
+
+  Knobs added later append to the name after the earlier ones, so every
+  run planned before keeps its name and config.
+  """
   name = "switch_E%d" % experts
   params = ["num_experts = %d" % experts, tiny_models.CPU_DISPATCH]
   if capacity_factor != DEFAULT_CAPACITY_FACTOR:
@@ -94,8 +112,20 @@ def switch(budget: Budget, seed: int, experts: int = ABLATION_EXPERTS,
   if router_dtype != "float32":  # paper Table 2's unstable ablation
     name += "_router_" + router_dtype
     params.append("Switch.router_dtype = '%s'" % router_dtype)
-  return _run(budget, name, seed, tiny_models.SWITCH_GIN, params,
-              recipe_gin=RECIPE_GIN,
+  if routing != DEFAULT_ROUTING:
+    params.append("Switch.routing = '%s'" % routing)
+    if routing == "ntlb":
+      routing += str(NTLB_TOP_K)
+      params.append("Switch.ntlb_top_k = %d" % NTLB_TOP_K)
+    name += "_" + routing
+  if router_policy != DEFAULT_POLICY:
+    name += "_policy_" + router_policy
+    params.append("Switch.router_policy_train = '%s'" % router_policy)
+  model_gin = tiny_models.SWITCH_GIN
+  if attention_experts:
+    name += "_attention"
+    model_gin = ATTENTION_GIN
+  return _run(budget, name, seed, model_gin, params, recipe_gin=RECIPE_GIN,
               activation_dtype=activation_dtype, **kwargs)
 
 
@@ -148,7 +178,35 @@ def claims(budget: Budget) -> Dict[str, List[Run]]:
   out["expert_dropout"] = [
       finetune(budget, s, expert_dropout) for expert_dropout in (0.1, 0.4)
       for s in seeds] + [switch(budget, s) for s in seeds]
+  out.update(_appendix_claims(budget))
   return out
+
+
+def _appendix_claims(budget: Budget) -> Dict[str, List[Run]]:
+  """The appendices' ablations, each with the shared baseline's runs."""
+  seeds = range(budget.seeds)
+  steps = budget.ablation_steps
+  baseline = [switch(budget, s, train_steps=steps) for s in seeds]
+  cf = PRIORITY_CAPACITY_FACTOR
+  return {
+      "router_policy": baseline + [
+          switch(budget, s, router_policy=policy, train_steps=steps)
+          for policy in OTHER_POLICIES for s in seeds],
+      "ntlb": baseline + [switch(budget, s, routing="ntlb", train_steps=steps)
+                          for s in seeds],
+      "priority_dropping": baseline + [
+          switch(budget, s, capacity_factor=cf, routing=routing,
+                 train_steps=steps)
+          for routing in (DEFAULT_ROUTING, "switch_max") for s in seeds],
+      # Experts FF (baseline) vs FF + attention, in float32 and in bfloat16
+      # (with the float32 router of selective precision).
+      "experts_attention": baseline + [
+          switch(budget, s, activation_dtype=dtype, attention_experts=True,
+                 train_steps=steps)
+          for dtype in ("float32", "bfloat16") for s in seeds] + [
+              switch(budget, s, activation_dtype="bfloat16",
+                     train_steps=steps) for s in seeds],
+  }
 
 
 def ablation_baselines(budget: Budget) -> Dict[str, str]:
@@ -157,7 +215,8 @@ def ablation_baselines(budget: Budget) -> Dict[str, str]:
   Switch E8 at the ablation length with every knob at its default.
   """
   name = switch(budget, 0, train_steps=budget.ablation_steps).name
-  return {claim: name[:-len("_s0")] for claim in ABLATION_CLAIMS}
+  return {claim: name[:-len("_s0")]
+          for claim in ABLATION_CLAIMS + APPENDIX_CLAIMS}
 
 
 def finetune(budget: Budget, seed: int, expert_dropout: float) -> Run:

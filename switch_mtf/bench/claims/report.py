@@ -104,6 +104,18 @@ def _paper_capacity() -> List[str]:
               "- " + paper.DROPPED_TOKENS]
 
 
+def _paper_router_policy() -> List[str]:
+  return ["- %s: NLP %.3f" % (policy, nlp)
+          for policy, nlp in paper.ROUTER_POLICY.items()]
+
+
+def _paper_experts_attention() -> List[str]:
+  return ["- %s, %s: %s" % (model, precision, "diverged" if figures is None
+                            else "NLP %.3f at 100k steps, %.3f at 16 h, "
+                            "%d ex/s" % figures)
+          for (model, precision), figures in paper.EXPERTS_ATTENTION.items()]
+
+
 def plots_md(plan, entries, out_dir: str) -> List[str]:
   md = []
   se = plan.get("sample_efficiency", [])
@@ -151,12 +163,15 @@ def write(plan: Dict[str, Any], store: store_lib.ResultStore,
     md += table_md("Recipe: the anchor's constant LR 0.01 vs T5's rsqrt "
                    "schedule (seed 0)", analysis["recipe"], [])
   ablation_steps = sorted({r.train_steps
-                           for claim in claims_plan.ABLATION_CLAIMS
+                           for claim in (claims_plan.ABLATION_CLAIMS
+                                         + claims_plan.APPENDIX_CLAIMS)
                            for r in plan.get(claim, ())})
   if ablation_steps:
-    md += ["## Ablations", "", "Capacity factor, precision, initialisation "
-           "and z-loss runs train %s steps each and compare with their own "
-           "Switch E8 baseline of that length (`switch_E8_%dsteps`)." % (
+    md += ["## Ablations", "", "Capacity factor, precision, initialisation, "
+           "z-loss and the appendices' runs (router exploration, NTLB, "
+           "priority dropping, experts in attention) train %s steps each and "
+           "compare with their own Switch E8 baseline of that length "
+           "(`switch_E8_%dsteps`)." % (
                " / ".join(map(str, ablation_steps)), ablation_steps[0]), ""]
   if "capacity_factor" in analysis:
     md += table_md("Capacity factor: Switch vs top-2 MoE (Table 1)",
@@ -176,6 +191,33 @@ def write(plan: Dict[str, Any], store: store_lib.ResultStore,
   if "router_z_loss" in analysis:
     md += table_md("Router z-loss ablation (ST-MoE; not in the Switch paper)",
                    analysis["router_z_loss"], [])
+  if "router_policy" in analysis:
+    md += table_md("Router exploration (Table 11)", analysis["router_policy"],
+                   _paper_router_policy(),
+                   "Training policy only (`Switch.router_policy_train`); "
+                   "evaluation routes by argmax. `sample` draws the expert "
+                   "from the router's softmax (temperature 1).")
+  if "ntlb" in analysis:
+    md += table_md("No-Token-Left-Behind (Appendix B)", analysis["ntlb"],
+                   ["- " + paper.NTLB],
+                   "Up to %d passes (Mesh TF's default): overflow tokens go "
+                   "to their next-best expert with room." % (
+                       claims_plan.NTLB_TOP_K))
+  if "priority_dropping" in analysis:
+    md += table_md("Priority dropping at capacity factor %g (Mesh TF's "
+                   "switch_max)" % claims_plan.PRIORITY_CAPACITY_FACTOR,
+                   analysis["priority_dropping"],
+                   ["- " + paper.PRIORITY_DROPPING],
+                   "Each expert keeps its tokens with the highest router "
+                   "probability instead of the first ones in the group.")
+  if "experts_attention" in analysis:
+    md += table_md("Experts in attention (Table 10)",
+                   analysis["experts_attention"], _paper_experts_attention(),
+                   "Experts FF + attention (`%s`: the sparse blocks' "
+                   "self-attention gets its queries and keys = values from "
+                   "Switch experts) in float32 and bfloat16 (float32 "
+                   "router), beside Experts FF in both." % (
+                       claims_plan.ATTENTION_GIN))
   if "expert_dropout" in analysis:
     md += finetune_md(analysis["expert_dropout"])
   md += ["", "## Provenance", "",
