@@ -131,6 +131,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
   return build_parser().parse_args(argv)
 
 
+def _print_model_dir(result) -> None:
+  print("wrote %s (%.1f MB)" % (result.model_dir, result.bytes_written / 1e6))
+  print("  checkpoint: %s" % result.checkpoint_prefix)
+  print("  gin:        --gin_file=%s" % result.gin_file)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   args = parse_args(argv)
   # pylint: disable=g-import-not-at-top
@@ -145,10 +151,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           args.hf_dir, args.model_dir, dtype=args.dtype, step=args.step,
           vocabulary=args.vocabulary, overwrite=args.overwrite,
           shard_bytes=args.shard_mb << 20)
-      print("wrote %s (%.1f MB)" % (result.model_dir,
-                                    result.bytes_written / 1e6))
-      print("  checkpoint: %s" % result.checkpoint_prefix)
-      print("  gin:        --gin_file=%s" % result.gin_file)
+      _print_model_dir(result)
     elif args.mode == "t5x-to-mtf":
       if not args.vocabulary:
         raise ConversionError(
@@ -159,10 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           args.t5x_dir, args.model_dir, args.vocabulary, dtype=args.dtype,
           step=args.step, overwrite=args.overwrite,
           shard_bytes=args.shard_mb << 20)
-      print("wrote %s (%.1f MB)" % (result.model_dir,
-                                    result.bytes_written / 1e6))
-      print("  checkpoint: %s" % result.checkpoint_prefix)
-      print("  gin:        --gin_file=%s" % result.gin_file)
+      _print_model_dir(result)
     else:
       result = export_hf.export_hf(
           args.model_dir, args.hf_dir, gin_files=args.gin_file,

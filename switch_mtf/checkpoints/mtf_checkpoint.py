@@ -88,7 +88,7 @@ def _run(make_op) -> None:
       session.run(op)
 
 
-class MtfCheckpoint(tensor_source.TensorSource):
+class MtfCheckpoint(tensor_source.ListedSource):
   """The weights of one Mesh TF checkpoint (training state left out)."""
 
   def __init__(self, prefix: str):
@@ -100,20 +100,11 @@ class MtfCheckpoint(tensor_source.TensorSource):
           prefix, str(e).splitlines()[0])) from e
     shapes = self._reader.get_variable_to_shape_map()
     dtypes = self._reader.get_variable_to_dtype_map()
-    self._entries = {name: (tuple(shapes[name]), dtypes[name].name)
-                     for name in sorted(shapes)
-                     if not _TRAINING_STATE.search(name)}
+    self._listed = {name: (tuple(shapes[name]), dtypes[name].name)
+                    for name in sorted(shapes)
+                    if not _TRAINING_STATE.search(name)}
     self.step = (int(self._reader.get_tensor(GLOBAL_STEP))
                  if GLOBAL_STEP in shapes else None)
-
-  def names(self) -> List[str]:
-    return list(self._entries)
-
-  def shape(self, name: str) -> Tuple[int, ...]:
-    return self._entries[name][0]
-
-  def dtype(self, name: str) -> str:
-    return self._entries[name][1]
 
   def read(self, name: str) -> np.ndarray:
     try:

@@ -14,7 +14,7 @@ import json
 import os
 import struct
 import sys
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ assert sys.byteorder == "little", "safetensors_file needs a little-endian CPU"
 METADATA_KEY = "__metadata__"
 
 
-class SafetensorsFile(tensor_source.TensorSource):
+class SafetensorsFile(tensor_source.ListedSource):
   """One .safetensors file; checks the header against the file's size."""
 
   def __init__(self, path: str):
@@ -59,9 +59,12 @@ class SafetensorsFile(tensor_source.TensorSource):
                             "a JSON object." % path)
     self.metadata: Dict[str, str] = header.pop(METADATA_KEY, None) or {}
     self._data_start = 8 + header_length
-    self._entries: Dict[str, Tuple[str, Tuple[int, ...], int]] = {}
+    self._listed = {}
+    self._offsets: Dict[str, int] = {}
     for name, entry in header.items():
-      self._entries[name] = self._check_entry(name, entry, size)
+      dtype, shape, begin = self._check_entry(name, entry, size)
+      self._listed[name] = (shape, dtype)
+      self._offsets[name] = begin
 
   def _check_entry(self, name: str, entry, file_size: int):
     try:
@@ -86,19 +89,11 @@ class SafetensorsFile(tensor_source.TensorSource):
           % (self.path, name, self._data_start + end, file_size))
     return dtype, shape, begin
 
-  def names(self) -> List[str]:
-    return list(self._entries)
-
-  def shape(self, name: str) -> Tuple[int, ...]:
-    return self._entries[name][1]
-
-  def dtype(self, name: str) -> str:
-    return self._entries[name][0]
-
   def read(self, name: str) -> np.ndarray:
     # A plain read, not a memory map: mapped pages stay resident (and count
     # as the process's memory) until the whole file is closed.
-    dtype, shape, begin = self._entries[name]
+    shape, dtype = self._listed[name]
+    begin = self._offsets[name]
     numpy_dtype = tensor_source.NUMPY_DTYPES[dtype]
     count = int(np.prod(shape, dtype=np.int64))
     return np.fromfile(self.path, dtype=numpy_dtype, count=count,

@@ -11,7 +11,7 @@ state is skipped.
 """
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 from flax import serialization
 import numpy as np
@@ -28,7 +28,7 @@ _ZARR_DTYPES = {"<f8": "float64", "<f4": "float32", "<f2": "float16",
                 "<u2": "uint16", "|u1": "uint8", "|b1": "bool"}
 
 
-class T5XCheckpoint(tensor_source.TensorSource):
+class T5XCheckpoint(tensor_source.ListedSource):
   """The parameters (`optimizer.target`) of a T5X checkpoint dir.
 
   Names are the parameter paths joined with '/', without 'target', e.g.
@@ -67,8 +67,8 @@ class T5XCheckpoint(tensor_source.TensorSource):
     self.step = int(np.asarray(step)) if step is not None else None
     self._leaves: Dict[str, Any] = {}
     _flatten(state["target"], "", self._leaves)
-    self._entries = {name: self._describe(name, leaf)
-                     for name, leaf in self._leaves.items()}
+    self._listed = {name: self._describe(name, leaf)
+                    for name, leaf in self._leaves.items()}
 
   def _describe(self, name: str, leaf) -> Tuple[Tuple[int, ...], str]:
     if isinstance(leaf, np.ndarray):
@@ -105,15 +105,6 @@ class T5XCheckpoint(tensor_source.TensorSource):
       raise ConversionError("%s: parameter %s cannot be opened at %s (%s)."
                             % (self.path, name, spec["kvstore"]["path"],
                                str(e).splitlines()[0])) from e
-
-  def names(self) -> List[str]:
-    return list(self._leaves)
-
-  def shape(self, name: str) -> Tuple[int, ...]:
-    return self._entries[name][0]
-
-  def dtype(self, name: str) -> str:
-    return self._entries[name][1]
 
   def read(self, name: str) -> np.ndarray:
     leaf = self._leaves[name]

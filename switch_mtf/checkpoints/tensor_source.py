@@ -62,6 +62,23 @@ class TensorSource(abc.ABC):
     """The file that holds the tensor, for error messages."""
 
 
+class ListedSource(TensorSource):
+  """A source that lists every tensor's shape and dtype up front.
+
+  Subclasses fill `_listed` (name -> (shape, dtype)) from their headers.
+  """
+  _listed: Dict[str, Tuple[Tuple[int, ...], str]]
+
+  def names(self) -> List[str]:
+    return list(self._listed)
+
+  def shape(self, name: str) -> Tuple[int, ...]:
+    return self._listed[name][0]
+
+  def dtype(self, name: str) -> str:
+    return self._listed[name][1]
+
+
 class MergedSource(TensorSource):
   """Several sources seen as one (a sharded checkpoint's files)."""
 
