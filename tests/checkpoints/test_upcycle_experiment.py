@@ -91,4 +91,4 @@ def test_a_few_step_run_goes_through_every_stage(tmp_path):
   assert os.path.isfile(tmp_path / "work" / "upcycled_init_s0" /
                         "model.ckpt-4.index")
   summary = (results / "summary.md").read_text()
-  assert "| upcycled |" in summary and "upcycle_experiment.py" in summary
+  assert "| upcycled |" in summary and "Commands:" in summary
