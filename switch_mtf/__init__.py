@@ -15,8 +15,8 @@ docstring says (tests/project/test_import_layers.py checks it):
   cluster    a CLI run whose mesh spans TensorFlow server tasks (workers)
   analysis   what a config costs and whether its layout fits (no training)
   workflows  demo, distillation demo, sweeps, TPU commands, reports
+  checkpoints  released checkpoints in and out (HF, T5X), sparse upcycling
   bench      speed benchmarks and the paper's claims at small scale
-Checkpoint conversion (HF / T5X, issue 15) will be a package of its own.
 
 May import: switch_mtf.layer, switch_mtf.cli (registration, gin paths).
 """
