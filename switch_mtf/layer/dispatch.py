@@ -91,33 +91,61 @@ def resolve_mode(mode: str) -> str:
 
 
 class EinsumDispatcher:
-  """Dispatch and combine with one-hot [O, G, S, E, C] tensors (Mesh TF)."""
+  """Dispatch and combine by one-hot einsums, as the official code does.
 
-  def __init__(self, routing: router_lib.Routing, dtype: tf.DType):
-    slot_one_hot = (
-        mtf.one_hot(routing.expert_index, routing.experts_dim,
-                    dtype=tf.float32)
-        * mtf.one_hot(mtf.to_int32(routing.position_in_expert),
-                      routing.capacity_dim, dtype=tf.float32))
-    self._dispatch = mtf.cast(slot_one_hot * routing.kept, dtype)
-    self._combine = mtf.cast(slot_one_hot * routing.gate, dtype)
-    self._routing = routing
+  dispatch and combine tensors hold one 1.0 (combine: the weight) per
+  (token, slot) pair: [O, G, S, E, C] for tokens choosing experts,
+  [O, G, E, C, S] for experts choosing tokens; einsum reads either.
+  """
+
+  def __init__(self, dispatch_tensor: mtf.Tensor, combine_tensor: mtf.Tensor,
+               experts_dim: mtf.Dimension, capacity_dim: mtf.Dimension,
+               group_dim: mtf.Dimension):
+    self._dispatch = dispatch_tensor
+    self._combine = combine_tensor
+    self._slot_dims = [experts_dim, capacity_dim]
+    self._group_dim = group_dim
 
   def dispatch(self, inputs: mtf.Tensor) -> mtf.Tensor:
     """[O, G, S, M] tokens -> [O, experts_unsplit, G, C, M] expert slots."""
     outer_dim, groups_dim, _, model_dim = inputs.shape.dims
+    experts_dim, capacity_dim = self._slot_dims
     return mtf.einsum(
         [inputs, self._dispatch],
-        mtf.Shape([outer_dim, self._routing.experts_dim, groups_dim,
-                   self._routing.capacity_dim, model_dim]))
+        mtf.Shape([outer_dim, experts_dim, groups_dim, capacity_dim,
+                   model_dim]))
 
   def combine(self, expert_outputs: mtf.Tensor) -> mtf.Tensor:
-    """[O, experts_unsplit, G, C, M] -> [O, G, S, M], gate-weighted."""
+    """[O, experts_unsplit, G, C, M] -> [O, G, S, M], weighted and summed."""
     outer_dim, _, groups_dim, _, model_dim = expert_outputs.shape.dims
-    group_dim = self._routing.kept.shape.dims[-1]
     return mtf.einsum(
         [expert_outputs, self._combine],
-        mtf.Shape([outer_dim, groups_dim, group_dim, model_dim]))
+        mtf.Shape([outer_dim, groups_dim, self._group_dim, model_dim]))
+
+
+def _token_choice_einsum(routing: router_lib.Routing,
+                         dtype: tf.DType) -> EinsumDispatcher:
+  """Mesh TF's [O, G, S, E, C] tensors: kept tokens, gate-weighted."""
+  slot_one_hot = (
+      mtf.one_hot(routing.expert_index, routing.experts_dim,
+                  dtype=tf.float32)
+      * mtf.one_hot(mtf.to_int32(routing.position_in_expert),
+                    routing.capacity_dim, dtype=tf.float32))
+  return EinsumDispatcher(
+      mtf.cast(slot_one_hot * routing.kept, dtype),
+      mtf.cast(slot_one_hot * routing.gate, dtype), routing.experts_dim,
+      routing.capacity_dim, routing.kept.shape.dims[-1])
+
+
+def _expert_choice_einsum(routing: expert_choice.ExpertChoiceRouting,
+                          dtype: tf.DType) -> EinsumDispatcher:
+  """Mesh TF's expert_selection [O, G, E, C, S] tensors."""
+  slot_one_hot = mtf.one_hot(routing.slot_token, routing.group_dim,
+                             dtype=tf.float32)
+  return EinsumDispatcher(
+      mtf.cast(slot_one_hot, dtype),
+      mtf.cast(slot_one_hot * routing.slot_weight, dtype),
+      routing.experts_dim, routing.capacity_dim, routing.group_dim)
 
 
 class GatherDispatcher:
@@ -152,34 +180,6 @@ class GatherDispatcher:
     group_dim = self._slot.shape.dims[-1]
     tokens_shape = mtf.Shape([outer_dim, groups_dim, group_dim, model_dim])
     return _from_slots(expert_outputs, self._slot, tokens_shape) * self._gate
-
-
-class ExpertChoiceEinsumDispatcher:
-  """Experts choosing tokens, as one-hot [O, G, E, C, S] einsums (Mesh TF)."""
-
-  def __init__(self, routing: expert_choice.ExpertChoiceRouting,
-               dtype: tf.DType):
-    slot_one_hot = mtf.one_hot(routing.slot_token, routing.group_dim,
-                               dtype=tf.float32)
-    self._dispatch = mtf.cast(slot_one_hot, dtype)
-    self._combine = mtf.cast(slot_one_hot * routing.slot_weight, dtype)
-    self._routing = routing
-
-  def dispatch(self, inputs: mtf.Tensor) -> mtf.Tensor:
-    """[O, G, S, M] tokens -> [O, experts_unsplit, G, C, M] expert slots."""
-    outer_dim, groups_dim, _, model_dim = inputs.shape.dims
-    return mtf.einsum(
-        [inputs, self._dispatch],
-        mtf.Shape([outer_dim, self._routing.experts_dim, groups_dim,
-                   self._routing.capacity_dim, model_dim]))
-
-  def combine(self, expert_outputs: mtf.Tensor) -> mtf.Tensor:
-    """[O, experts_unsplit, G, C, M] -> [O, G, S, M], weighted and summed."""
-    outer_dim, _, groups_dim, _, model_dim = expert_outputs.shape.dims
-    return mtf.einsum(
-        [expert_outputs, self._combine],
-        mtf.Shape([outer_dim, groups_dim, self._routing.group_dim,
-                   model_dim]))
 
 
 class ExpertChoiceGatherDispatcher:
@@ -219,9 +219,9 @@ def make_dispatcher(mode: str, routing: AnyRouting, dtype: tf.DType):
   """Returns the dispatcher of a concrete `mode` for `routing` in `dtype`."""
   einsum = resolve_mode(mode) == EINSUM
   if isinstance(routing, expert_choice.ExpertChoiceRouting):
-    return (ExpertChoiceEinsumDispatcher if einsum
+    return (_expert_choice_einsum if einsum
             else ExpertChoiceGatherDispatcher)(routing, dtype)
-  return (EinsumDispatcher if einsum else GatherDispatcher)(routing, dtype)
+  return (_token_choice_einsum if einsum else GatherDispatcher)(routing, dtype)
 
 
 def _splittable(tokens_shape: mtf.Shape):

@@ -49,23 +49,16 @@ def route(inputs: mtf.Tensor,
           nonpadding: mtf.Tensor,
           experts_dim: mtf.Dimension,
           capacity_dim: mtf.Dimension,
-          policy: str,
-          train: bool,
-          variable_dtype: mtf.VariableDType,
-          jitter_eps: float = 1e-2,
-          dropout_rate: float = 0.1,
-          compute_z_loss: bool = False,
-          router_dtype: tf.DType = tf.float32,
-          name: str = "expert_selection_gating") -> ExpertChoiceRouting:
+          settings: router_lib.RouterSettings) -> ExpertChoiceRouting:
   """Lets every expert pick its capacity_dim.size tokens of each group.
 
-  Args are router.route's; policy is "input_jitter", "input_dropout" or
-  "argmax", and capacity_dim must not exceed the group size.
+  Args are router.route's; the policy is "input_jitter", "input_dropout"
+  or "argmax", and capacity_dim must not exceed the group size.
 
   Returns:
     an ExpertChoiceRouting record.
   """
-  router_lib.check_policy(policy, "router_policy",
+  router_lib.check_policy(settings.policy, "router_policy",
                           router_lib.EXPERT_SELECTION)
   group_dim = inputs.shape.dims[-2]
   if capacity_dim.size > group_dim.size:
@@ -73,9 +66,7 @@ def route(inputs: mtf.Tensor,
         "expert_selection: each expert picks %d tokens from groups of %d; "
         "the capacity must not exceed the group size."
         % (capacity_dim.size, group_dim.size))
-  logits = router_lib.router_logits(
-      inputs, experts_dim, policy, train, variable_dtype, jitter_eps,
-      dropout_rate, router_dtype, name)
+  logits = router_lib.router_logits(inputs, experts_dim, settings)
   masked_logits = logits + mtf.cast((1.0 - nonpadding) * _PADDING_LOGIT,
                                     logits.dtype)
   token_probs = mtf.to_float(mtf.softmax(masked_logits,
@@ -102,9 +93,8 @@ def route(inputs: mtf.Tensor,
       capacity_dim=capacity_dim,
       group_dim=group_dim,
       load_balancing_loss=load_balancing_loss,
-      router_z_loss=(router_lib.router_z_loss(mtf.to_float(logits),
-                                              nonpadding, experts_dim)
-                     if compute_z_loss else None))
+      router_z_loss=router_lib.optional_z_loss(settings, logits, nonpadding,
+                                               experts_dim))
 
 
 def _picks_per_token(slot_token: mtf.Tensor,

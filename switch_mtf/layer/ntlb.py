@@ -21,20 +21,14 @@ def route(inputs: mtf.Tensor,
           nonpadding: mtf.Tensor,
           experts_dim: mtf.Dimension,
           capacity_dim: mtf.Dimension,
+          settings: router_lib.RouterSettings,
           top_k: int,
-          policy: str,
-          train: bool,
-          variable_dtype: mtf.VariableDType,
-          jitter_eps: float = 1e-2,
-          compute_z_loss: bool = False,
-          cumsum: str = router_lib.CUMSUM_MATMUL,
-          router_dtype: tf.DType = tf.float32,
-          name: str = "ntlb_gating") -> router_lib.Routing:
+          cumsum: str = router_lib.CUMSUM_MATMUL) -> router_lib.Routing:
   """Routes grouped tokens to experts in up to `top_k` passes.
 
   Args are router.route's; top_k (1 <= top_k <= experts) is the number of
-  passes (Mesh TF's ntlb_top_k), and policy is "input_jitter" or "argmax"
-  (the only ones Mesh TF's ntlb applies).
+  passes (Mesh TF's ntlb_top_k), and the policy is "input_jitter" or
+  "argmax" (the only ones Mesh TF's ntlb applies).
 
   Returns:
     a Routing record whose kept_by_pass holds one mask per pass.
@@ -42,11 +36,9 @@ def route(inputs: mtf.Tensor,
   if not 1 <= top_k <= experts_dim.size:
     raise ValueError("ntlb top_k=%d must be in [1, %d experts]."
                      % (top_k, experts_dim.size))
-  router_lib.check_policy(policy, "router_policy", router_lib.NTLB)
+  router_lib.check_policy(settings.policy, "router_policy", router_lib.NTLB)
   group_dim = inputs.shape.dims[-2]
-  logits = router_lib.router_logits(
-      inputs, experts_dim, policy, train, variable_dtype, jitter_eps, 0.0,
-      router_dtype, name)
+  logits = router_lib.router_logits(inputs, experts_dim, settings)
   router_probs = mtf.to_float(mtf.softmax(logits, reduced_dim=experts_dim))
   k_dim = mtf.Dimension("ntlb_k", top_k)
   # [O, G, S, k]: the k best experts of every token and their probabilities.
@@ -93,9 +85,8 @@ def route(inputs: mtf.Tensor,
       experts_dim=experts_dim,
       capacity_dim=capacity_dim,
       load_balancing_loss=load_balancing_loss,
-      router_z_loss=(router_lib.router_z_loss(mtf.to_float(logits),
-                                              nonpadding, experts_dim)
-                     if compute_z_loss else None),
+      router_z_loss=router_lib.optional_z_loss(settings, logits, nonpadding,
+                                               experts_dim),
       kept_by_pass=tuple(kept_by_pass))
 
 

@@ -74,6 +74,23 @@ class Routing:
   kept_by_pass: Tuple[mtf.Tensor, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class RouterSettings:
+  """How a router computes its logits: the knobs every routing shares."""
+  policy: str  # one of POLICIES; input noise applies in training only
+  train: bool  # whether this is a training step
+  # The model's variable dtype; the router kernel is read in router_dtype.
+  variable_dtype: mtf.VariableDType
+  jitter_eps: float = 1e-2  # eps of the Uniform(1-eps, 1+eps) jitter
+  dropout_rate: float = 0.1  # router-input dropout of input_dropout
+  compute_z_loss: bool = False  # also compute the ST-MoE router z-loss
+  # Router input, kernel, logits and softmax dtype: float32 (selective
+  # precision) or bfloat16 (the Table 2 ablation); masks, positions and
+  # losses downstream are float32 either way.
+  router_dtype: tf.DType = tf.float32
+  name: str = "switch_gating"  # variable scope of the router kernel
+
+
 def check_routing(routing: str) -> str:
   """Returns `routing` or raises a ValueError naming the choices."""
   if routing not in ROUTINGS:
@@ -110,15 +127,8 @@ def check_router_dtype(name: str) -> tf.DType:
   return ROUTER_DTYPES[name]
 
 
-def router_logits(inputs: mtf.Tensor,
-                  experts_dim: mtf.Dimension,
-                  policy: str,
-                  train: bool,
-                  variable_dtype: mtf.VariableDType,
-                  jitter_eps: float,
-                  dropout_rate: float,
-                  router_dtype: tf.DType,
-                  name: str) -> mtf.Tensor:
+def router_logits(inputs: mtf.Tensor, experts_dim: mtf.Dimension,
+                  settings: RouterSettings) -> mtf.Tensor:
   """[O, G, S, experts] router logits in router_dtype, input noise applied.
 
   Selective precision (paper §2.4): everything from the router matmul to
@@ -126,31 +136,37 @@ def router_logits(inputs: mtf.Tensor,
   the noise touches the router input only, so experts still get the
   un-noised inputs.
   """
-  router_inputs = mtf.cast(inputs, router_dtype)
-  if train and policy == INPUT_JITTER:
-    router_inputs = mtf.layers.multiplicative_jitter(router_inputs, jitter_eps)
-  elif policy == INPUT_DROPOUT:
-    router_inputs = mtf.dropout(router_inputs, is_training=train,
-                                keep_prob=1.0 - dropout_rate)
+  router_inputs = mtf.cast(inputs, settings.router_dtype)
+  if settings.train and settings.policy == INPUT_JITTER:
+    router_inputs = mtf.layers.multiplicative_jitter(router_inputs,
+                                                     settings.jitter_eps)
+  elif settings.policy == INPUT_DROPOUT:
+    router_inputs = mtf.dropout(router_inputs, is_training=settings.train,
+                                keep_prob=1.0 - settings.dropout_rate)
+  variable_dtype = settings.variable_dtype
   router_variable_dtype = mtf.VariableDType(
-      variable_dtype.master_dtype, variable_dtype.slice_dtype, router_dtype)
+      variable_dtype.master_dtype, variable_dtype.slice_dtype,
+      settings.router_dtype)
   return mtf.layers.dense(router_inputs, experts_dim, use_bias=False,
-                          variable_dtype=router_variable_dtype, name=name)
+                          variable_dtype=router_variable_dtype,
+                          name=settings.name)
+
+
+def optional_z_loss(settings: RouterSettings, logits: mtf.Tensor,
+                    nonpadding: mtf.Tensor,
+                    experts_dim: mtf.Dimension) -> Optional[mtf.Tensor]:
+  """The router z-loss of the logits if the settings ask for it."""
+  if not settings.compute_z_loss:
+    return None
+  return router_z_loss(mtf.to_float(logits), nonpadding, experts_dim)
 
 
 def route(inputs: mtf.Tensor,
           nonpadding: mtf.Tensor,
           experts_dim: mtf.Dimension,
           capacity_dim: mtf.Dimension,
-          policy: str,
-          train: bool,
-          variable_dtype: mtf.VariableDType,
-          jitter_eps: float = 1e-2,
-          dropout_rate: float = 0.1,
-          compute_z_loss: bool = False,
+          settings: RouterSettings,
           cumsum: str = CUMSUM_MATMUL,
-          router_dtype: tf.DType = tf.float32,
-          name: str = "switch_gating",
           temperature: float = 1.0,
           gate_priority: bool = False) -> Routing:
   """Routes grouped tokens to experts, top-1 (Mesh TF switch / switch_max).
@@ -161,19 +177,9 @@ def route(inputs: mtf.Tensor,
     experts_dim: the experts dimension, not split on the mesh (the router is
       replicated, as in Mesh TF).
     capacity_dim: slots per expert per group.
-    policy: one of POLICIES; the noise is applied in training only, "sample"
-      in any mode it is the policy of.
-    train: whether this is a training step.
-    variable_dtype: the model's variable dtype; the router kernel is read in
-      float32 whatever the activation dtype.
-    jitter_eps: eps of the multiplicative Uniform(1-eps, 1+eps) jitter.
-    dropout_rate: router-input dropout rate of the input_dropout policy.
-    compute_z_loss: also return the ST-MoE router z-loss.
+    settings: the router's knobs; a "sample" policy samples in any mode it
+      is the policy of.
     cumsum: CUMSUM_MATMUL or CUMSUM_SCAN, how positions are counted.
-    router_dtype: dtype of the router input, kernel, logits and softmax;
-      float32 (selective precision) or bfloat16 (the Table 2 ablation). The
-      masks, positions and losses downstream are float32 either way.
-    name: variable scope of the router kernel (Mesh TF: "switch_gating").
     temperature: of the "sample" policy: experts are drawn from
       softmax(logits / temperature) (Gumbel trick, mtf.sample_with_temperature).
     gate_priority: slots go to the tokens with the highest gates of each
@@ -183,13 +189,12 @@ def route(inputs: mtf.Tensor,
     a Routing record.
   """
   group_dim = inputs.shape.dims[-2]
-  logits = router_logits(inputs, experts_dim, policy, train, variable_dtype,
-                         jitter_eps, dropout_rate, router_dtype, name)
+  logits = router_logits(inputs, experts_dim, settings)
   router_probs = mtf.to_float(mtf.softmax(logits, reduced_dim=experts_dim))
   logits = mtf.to_float(logits)
   top1_probability, top1_index = mtf.top_1(router_probs,
                                            reduced_dim=experts_dim)
-  if policy == SAMPLE:
+  if settings.policy == SAMPLE:
     # Mesh TF: the Gumbel-max draw on the logits; the gate is the softmax
     # probability of the drawn expert (not renormalised by temperature).
     expert_index = mtf.sample_with_temperature(logits, experts_dim,
@@ -227,8 +232,8 @@ def route(inputs: mtf.Tensor,
       experts_dim=experts_dim,
       capacity_dim=capacity_dim,
       load_balancing_loss=load_balancing_loss,
-      router_z_loss=(router_z_loss(logits, nonpadding, experts_dim)
-                     if compute_z_loss else None))
+      router_z_loss=optional_z_loss(settings, logits, nonpadding,
+                                    experts_dim))
 
 
 def tokens_before(routed: mtf.Tensor, group_dim: mtf.Dimension,

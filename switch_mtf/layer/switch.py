@@ -306,27 +306,25 @@ class Switch(transformer.TransformerLayer):
              variable_dtype: mtf.VariableDType,
              cumsum: str) -> dispatch.AnyRouting:
     """Routes [O, G, S, d_model] tokens with the layer's routing."""
-    common = dict(
-        inputs=inputs, nonpadding=real,
-        experts_dim=mtf.Dimension("expert_unsplit", self.num_experts),
-        capacity_dim=capacity_dim,
-        policy=(self.router_policy_train if train
-                else self.router_policy_eval),
-        train=train,
-        variable_dtype=variable_dtype,
-        jitter_eps=self.jitter_eps,
-        compute_z_loss=train and self.router_z_loss_coef > 0,
-        router_dtype=self.router_dtype,
-        name=ROUTER_SCOPES[self.routing])
+    args = (inputs, real,
+            mtf.Dimension("expert_unsplit", self.num_experts), capacity_dim,
+            router.RouterSettings(
+                policy=(self.router_policy_train if train
+                        else self.router_policy_eval),
+                train=train,
+                variable_dtype=variable_dtype,
+                jitter_eps=self.jitter_eps,
+                dropout_rate=self.router_dropout_rate,
+                compute_z_loss=train and self.router_z_loss_coef > 0,
+                router_dtype=self.router_dtype,
+                name=ROUTER_SCOPES[self.routing]))
     if self.routing == router.EXPERT_SELECTION:
-      return expert_choice.route(dropout_rate=self.router_dropout_rate,
-                                 **common)
+      return expert_choice.route(*args)
     if self.routing == router.NTLB:
-      return ntlb.route(top_k=self.ntlb_top_k, cumsum=cumsum, **common)
-    return router.route(
-        dropout_rate=self.router_dropout_rate, cumsum=cumsum,
-        temperature=self.router_temperature,
-        gate_priority=self.routing == router.SWITCH_MAX, **common)
+      return ntlb.route(*args, top_k=self.ntlb_top_k, cumsum=cumsum)
+    return router.route(*args, cumsum=cumsum,
+                        temperature=self.router_temperature,
+                        gate_priority=self.routing == router.SWITCH_MAX)
 
   def _aux_loss(self, routing: dispatch.AnyRouting,
                 num_microbatches: int) -> mtf.Tensor:

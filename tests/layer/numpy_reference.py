@@ -31,6 +31,20 @@ def num_groups_for(num_tokens: int, max_group_size: int, shards: int) -> int:
   raise ValueError("no valid group count")
 
 
+def _grouped(x, num_experts, nonpadding, group_size, capacity_factor,
+             min_capacity, batch_shards=1):
+  """(float64 tokens, real mask, groups, group size, capacity)."""
+  batch, length, d_model = x.shape
+  if nonpadding is None:
+    nonpadding = np.ones([batch, length])
+  tokens = x.reshape(-1, d_model).astype(np.float64)
+  groups = num_groups_for(len(tokens), group_size, batch_shards)
+  size = len(tokens) // groups
+  capacity = max(min(size, int(np.floor(size * capacity_factor
+                                        / num_experts))), min_capacity)
+  return tokens, nonpadding.reshape(-1) == 1, groups, size, capacity
+
+
 def relu(x):
   return np.maximum(x, 0.0)
 
@@ -59,15 +73,9 @@ def switch_layer(x: np.ndarray,
   """
   batch, length, d_model = x.shape
   num_experts = router_kernel.shape[1]
-  if nonpadding is None:
-    nonpadding = np.ones([batch, length])
-  tokens = x.reshape(-1, d_model).astype(np.float64)
-  real = nonpadding.reshape(-1) == 1
-  n = tokens.shape[0]
-  groups = num_groups_for(n, group_size, batch_shards)
-  size = n // groups
-  capacity = max(min(size, int(np.floor(size * capacity_factor
-                                        / num_experts))), min_capacity)
+  tokens, real, groups, size, capacity = _grouped(
+      x, num_experts, nonpadding, group_size, capacity_factor, min_capacity,
+      batch_shards)
 
   logits = tokens @ router_kernel.astype(np.float64)
   logits -= logits.max(axis=-1, keepdims=True)
@@ -75,8 +83,8 @@ def switch_layer(x: np.ndarray,
   chosen = probs.argmax(axis=-1)
 
   output = np.zeros_like(tokens)
-  kept = np.zeros(n, dtype=bool)
-  gate = np.zeros(n)
+  kept = np.zeros(len(tokens), dtype=bool)
+  gate = np.zeros(len(tokens))
   losses = []
   for g in range(groups):
     members = range(g * size, (g + 1) * size)
@@ -166,23 +174,16 @@ def routed_layer(x: np.ndarray,
   """
   batch, length, d_model = x.shape
   num_experts = router_kernel.shape[1]
-  if nonpadding is None:
-    nonpadding = np.ones([batch, length])
-  tokens = x.reshape(-1, d_model).astype(np.float64)
-  real = nonpadding.reshape(-1) == 1
-  n = tokens.shape[0]
-  groups = num_groups_for(n, group_size, 1)
-  size = n // groups
-  capacity = max(min(size, int(np.floor(size * capacity_factor
-                                        / num_experts))), min_capacity)
+  tokens, real, groups, size, capacity = _grouped(
+      x, num_experts, nonpadding, group_size, capacity_factor, min_capacity)
   logits = tokens @ router_kernel.astype(np.float64)
   probs = _softmax(logits, axis=-1)
   # Preference order of experts per token (ties: lower expert first).
   ranked = np.argsort(-probs, axis=-1, kind="stable")
 
   output = np.zeros_like(tokens)
-  experts_per_token = np.zeros(n)
-  choice = np.zeros(n, dtype=int)
+  experts_per_token = np.zeros(len(tokens))
+  choice = np.zeros(len(tokens), dtype=int)
   losses = []
   for g in range(groups):
     members = list(range(g * size, (g + 1) * size))

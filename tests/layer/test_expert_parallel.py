@@ -37,6 +37,16 @@ def _run(dispatch_mode, routing="switch", **kwargs):
       x, sequence_id, weights, sgd_learning_rate=0.1, **kwargs)
 
 
+def _assert_same_results(split, single):
+  """Outputs, aux loss and trained weights agree to float32 rounding."""
+  np.testing.assert_allclose(split.output, single.output, rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(split.aux_loss, single.aux_loss, rtol=1e-6)
+  for name, value in single.variables.items():
+    np.testing.assert_allclose(split.variables[name], value, rtol=1e-5,
+                               atol=1e-6, err_msg=name)
+
+
 @pytest.mark.parametrize("dispatch_mode", ["einsum", "gather"])
 @pytest.mark.parametrize("mesh_shape, layout, wi_slice", [
     ("batch:4", "batch:batch,experts:batch", (1, M, H)),
@@ -54,12 +64,7 @@ def test_split_experts_match_one_device(dispatch_mode, mesh_shape, layout,
   assert sorted(device for device, _ in placements) == [
       "/device:CPU:%d" % i for i in range(4)]
   assert {shape for _, shape in placements} == {wi_slice}
-  np.testing.assert_allclose(split.output, single.output, rtol=1e-5,
-                             atol=1e-6)
-  np.testing.assert_allclose(split.aux_loss, single.aux_loss, rtol=1e-6)
-  for name, value in single.variables.items():
-    np.testing.assert_allclose(split.variables[name], value, rtol=1e-5,
-                               atol=1e-6, err_msg=name)
+  _assert_same_results(split, single)
 
 
 @pytest.mark.parametrize("dispatch_mode", ["einsum", "gather"])
@@ -71,9 +76,4 @@ def test_other_routings_split_over_devices_match_one_device(dispatch_mode,
   split = _run(dispatch_mode, routing, mesh_shape="batch:4",
                layout="batch:batch,experts:batch", devices=DEVICES,
                session_config=FOUR_CPUS)
-  np.testing.assert_allclose(split.output, single.output, rtol=1e-5,
-                             atol=1e-6)
-  np.testing.assert_allclose(split.aux_loss, single.aux_loss, rtol=1e-6)
-  for name, value in single.variables.items():
-    np.testing.assert_allclose(split.variables[name], value, rtol=1e-5,
-                               atol=1e-6, err_msg=name)
+  _assert_same_results(split, single)
