@@ -152,3 +152,24 @@ def test_expert_selection_lets_experts_pick_tokens(group_size, min_capacity):
 def test_knob_combinations_that_make_no_sense_are_refused(knobs, message):
   with pytest.raises(ValueError, match=message):
     layer_lib.Switch(num_experts=E, hidden_size=H, **knobs)
+
+
+@pytest.mark.parametrize("routing", ["switch_max", "ntlb",
+                                     "expert_selection"])
+def test_incremental_decoding_routes_like_a_full_pass(routing):
+  # One decoding step of a 4-sequence batch is one group of 4 tokens;
+  # decode_without_drops gives every expert the whole group, which a
+  # full-length pass with capacity factor E also does.
+  rng = np.random.RandomState(4)
+  x = rng.randn(B, 1, M).astype(np.float32)
+  _, _, weights = _data(routing, seed=4)
+  step = layer_harness.run_layer(
+      lambda: layer_lib.Switch(num_experts=E, hidden_size=H,
+                               routing=routing), x, weights=weights,
+      incremental=True, collect_losses=False)
+  full = layer_harness.run_layer(
+      lambda: layer_lib.Switch(num_experts=E, hidden_size=H, routing=routing,
+                               capacity_factor_eval=float(E)), x,
+      weights=weights, mode=layer_harness.EVAL)
+  assert np.abs(full.output).sum(-1).min() > 0  # every token processed
+  np.testing.assert_array_equal(step.output, full.output)
