@@ -16,6 +16,7 @@ keeps its float32 computation (selective precision) unless the run also
 binds `Switch.router_dtype = 'bfloat16'` (bfloat16 everywhere).
 """
 
+import functools
 import sys
 from typing import List
 
@@ -45,6 +46,9 @@ def split_dtype_flag(argv: List[str]) -> (str, List[str]):
 def _run_with_dtype(dtype: str):
   cli_run = utils.run
 
+  # The wrapper keeps utils.run's signature: the guarded run reads the
+  # defaults of its parameters (gin_config.run_arg), e.g. mesh_devices.
+  @functools.wraps(cli_run)
   def run(*args, **kwargs):
     with gin.unlock_config():
       gin.bind_parameter("utils.get_variable_dtype.activation_dtype", dtype)

@@ -9,6 +9,7 @@ from mesh_tensorflow.transformer import utils
 import pytest
 
 from switch_mtf.cli import dtype_launcher
+from switch_mtf.cli import gin_config
 
 _DTYPE = "utils.get_variable_dtype.activation_dtype"
 
@@ -37,3 +38,18 @@ def test_the_dtype_is_bound_when_utils_run_is_called(monkeypatch):
   finally:
     gin.clear_config(clear_constants=True)
   assert seen == ["bfloat16"]
+
+
+def test_the_patched_run_keeps_the_signature_the_guarded_run_reads(
+    monkeypatch):
+  # runs/reliable.gin reads utils.run's own defaults (gin_config.run_arg);
+  # a bare (*args, **kwargs) wrapper stopped every bfloat16 guarded run
+  # before step 1 with KeyError: 'mesh_devices'.
+  monkeypatch.setattr(utils, "run", dtype_launcher._run_with_dtype(  # pylint: disable=protected-access
+      "bfloat16"))
+  gin.clear_config()
+  try:
+    assert gin_config.run_arg("mesh_devices") is None
+    assert gin_config.run_arg("iterations_per_loop") == 100
+  finally:
+    gin.clear_config(clear_constants=True)
