@@ -193,6 +193,18 @@ def _activation(ffn) -> str:
 
 
 def _routing(switches) -> architecture.Routing:
+  routing = _one_value("Switch.routing", switches, lambda s: s.routing)
+  if routing != "switch":
+    raise ConversionError(
+        "Switch.routing=%r does not convert; the released checkpoints and "
+        "transformers' SwitchTransformers route with 'switch' (top-1 by "
+        "token order)." % routing)
+  for knob in ("router_policy_train", "router_policy_eval"):
+    if _one_value("Switch." + knob, switches,
+                  lambda s, k=knob: getattr(s, k)) == "sample":
+      raise ConversionError(
+          "Switch.%s='sample' does not convert; the released checkpoints "
+          "and transformers route by argmax." % knob)
   policy = _one_value("Switch.router_policy_train", switches,
                       lambda s: s.router_policy_train)
   if policy == "input_dropout":

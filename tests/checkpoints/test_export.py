@@ -180,3 +180,12 @@ def test_hf_to_mtf_to_hf_is_bit_identical_and_loads(tmp_path, case):
     assert torch.equal(loaded.state_dict()[name], tensor), name
   tokenizer = transformers.T5Tokenizer.from_pretrained(str(tmp_path / "hf"))
   assert tokenizer("Hello world").input_ids[-1] == 1  # EOS, as Mesh TF
+
+
+@pytest.mark.parametrize("param,expected", [
+    ("Switch.routing = 'ntlb'", "Switch.routing='ntlb' does not convert"),
+    ("Switch.router_policy_eval = 'sample'",
+     "Switch.router_policy_eval='sample' does not convert")])
+def test_refuses_routings_transformers_does_not_have(tmp_path, param,
+                                                     expected):
+  assert expected in _refused(tmp_path, SWITCH, gin_params=[param])
