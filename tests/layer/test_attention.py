@@ -131,8 +131,10 @@ def test_bad_knobs_are_refused(kwargs, message):
     attention.SwitchSelfAttention(**kwargs)
 
 
+# CLI runs (a minute or more each): the slow suite.
 @pytest.mark.parametrize("activation_dtype", [
-    "float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
+    pytest.param("float32", marks=pytest.mark.slow),
+    pytest.param("bfloat16", marks=pytest.mark.slow)])
 def test_tiny_model_with_attention_experts_trains_through_the_cli(
     tmp_path, activation_dtype):
   """models/switch_tiny_attention.gin builds and trains two steps."""
