@@ -115,6 +115,11 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
                 ) if os.path.isdir(model_dir) else 0
   os.makedirs(model_dir, exist_ok=True)
   train_log = os.path.join(model_dir, "train.%d.log" % attempt)
+  # Taken before training: the code and gin files the CLI process loads
+  # now, not what the checkout holds when the run ends hours later.
+  started = provenance.record(
+      command, provenance.gin_files_of_flags(train_cmd + (eval_cmd or [])),
+      code_parts)
   with provenance.LoadMonitor(interval=5.0) as monitor:
     code, train_seconds = launcher.execute(train_cmd, train_log)
   texts = []
@@ -128,9 +133,7 @@ def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
       "train_command": " ".join(shlex.quote(c) for c in train_cmd),
       "eval_command": (" ".join(shlex.quote(c) for c in eval_cmd)
                        if eval_cmd else None),
-      "provenance": provenance.record(
-          command, provenance.gin_files_of_flags(train_cmd + (eval_cmd or [])),
-          code_parts),
+      "provenance": started,
       "load": monitor.summary(),
       "train_exit_code": code,
       "train_seconds": round(train_seconds, 1),

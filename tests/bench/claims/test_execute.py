@@ -84,3 +84,17 @@ def test_run_all_two_jobs_stores_every_run_and_fine_tunes_after_pretraining(
   assert dirs.index(finetune_dir) > max(
       i for i, d in enumerate(dirs) if d == pretrain_dir)
   assert "init_checkpoint" in store.get("f_s0")["train_command"]
+
+
+def test_provenance_is_the_code_at_the_start_of_training(tmp_path,
+                                                         monkeypatch):
+  # The code may change while a run trains for hours; the entry must
+  # describe what the CLI process loaded, so that it is then stale.
+  from switch_mtf.bench.common import provenance  # pylint: disable=g-import-not-at-top
+  launcher = _FakeLauncher(str(tmp_path))
+  monkeypatch.setattr(provenance, "code_hash", lambda parts: (
+      "hash after training" if launcher.commands else "hash at start"))
+  run = claims_runs.Run(name="a_s0", model_gin="models/t5_tiny.gin",
+                        train_steps=4)
+  entry = claims_execute.execute(run, launcher)
+  assert entry["provenance"]["code_sha256"] == "hash at start"
