@@ -191,9 +191,11 @@ def _run_parts(options: Options, parts: Sequence[str],
         key, results.get(key), options.rerun_stale, log)):
       return
     log("%s" % key)
+    # Recorded first: the code this process measures with, even if the
+    # checkout changes during the measurement.
+    record = provenance.record(options.command or "", gin_names, code_parts)
     result = produce()
-    result["provenance"] = provenance.record(options.command or "",
-                                             gin_names, code_parts)
+    result["provenance"] = record
     results.put(key, result)
 
   if "speed" in parts:
