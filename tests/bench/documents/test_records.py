@@ -77,15 +77,20 @@ def test_section_stops_at_the_next_heading_of_its_level():
     runs_text.section(lines, "## C")
 
 
-def test_the_record_names_the_checkout_the_run_folder_lives_in(tmp_path):
+def _git_checkout(root):
+  """A git checkout at root with one commit of tracked.txt ("a")."""
   def git(*args):
-    subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
+    subprocess.run(["git", "-C", str(root), *args], check=True,
                    capture_output=True)
   git("init", "-q")
-  (tmp_path / "tracked.txt").write_text("a")
+  (root / "tracked.txt").write_text("a")
   git("add", "tracked.txt")
   git("-c", "user.name=t", "-c", "user.email=t@t", "-c",
       "commit.gpgsign=false", "commit", "-qm", "c")
+
+
+def test_the_record_names_the_checkout_the_run_folder_lives_in(tmp_path):
+  _git_checkout(tmp_path)
   run = os.path.join(str(tmp_path), "output", "demo")
   os.makedirs(run)
   assert provenance.git_state(run)["dirty"] is False
@@ -125,14 +130,7 @@ def test_the_record_carries_provenance_and_is_shown_stale_when_code_changes(
 
 def test_a_run_of_another_commit_is_refused_before_anything_is_replaced(
     tmp_path):
-  def git(*args):
-    subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
-                   capture_output=True)
-  git("init", "-q")
-  (tmp_path / "tracked.txt").write_text("a")
-  git("add", "tracked.txt")
-  git("-c", "user.name=t", "-c", "user.email=t@t", "-c",
-      "commit.gpgsign=false", "commit", "-qm", "c")
+  _git_checkout(tmp_path)
   run = _run_folder(str(tmp_path / "output"))
   dest = tmp_path / "record"
   dest.mkdir()
