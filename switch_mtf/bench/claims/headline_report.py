@@ -7,7 +7,6 @@ model needs to reach dense's final CE, as a speed-up with its interval or
 "not reached" (claims/analysis.py computes all of these).
 """
 
-import json
 import os
 import re
 from typing import Any, Dict, List
@@ -16,6 +15,7 @@ from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import formatting
 from switch_mtf.bench.claims import headline
+from switch_mtf.bench.claims import report as claims_report
 from switch_mtf.bench.common import plots
 from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
@@ -133,10 +133,4 @@ def write(store: store_lib.ResultStore, out_dir: str,
          "side-by-side speed benchmark); a run whose code or gin files "
          "changed since is stale.", ""]
   md += provenance.report_lines(sorted(entries.items()))
-  os.makedirs(out_dir, exist_ok=True)
-  path = os.path.join(out_dir, "summary.md")
-  with open(path, "w") as f:
-    f.write("\n".join(md) + "\n")
-  with open(os.path.join(out_dir, "analysis.json"), "w") as f:
-    json.dump(result, f, indent=1, sort_keys=True)
-  return path
+  return claims_report.write_summary(out_dir, md, result)

@@ -225,6 +225,13 @@ def write(plan: Dict[str, Any], store: store_lib.ResultStore,
          "trained; a run whose code or gin files changed since it ran is "
          "stale (`tools/bench.py --rerun_stale` trains it again).", ""]
   md += provenance.report_lines(sorted(entries.items()))
+  return write_summary(out_dir, md, analysis)
+
+
+def write_summary(out_dir: str, md: List[str],
+                  analysis: Dict[str, Any]) -> str:
+  """Writes out_dir/summary.md and analysis.json; returns the summary's path."""
+  os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, "summary.md")
   with open(path, "w") as f:
     f.write("\n".join(md) + "\n")
