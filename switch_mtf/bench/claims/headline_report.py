@@ -21,6 +21,7 @@ from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
 
 _EXPERTS = re.compile(r"switch_E(\d+)")
+PILOTS_FILE = "pilots.json"
 
 
 def analyze(plan: Dict[str, List[Any]],
@@ -77,7 +78,9 @@ def _plots(label: str, runs: List[Any], entries: Dict[str, Any],
   """Validation CE against steps and, where step times exist, minutes."""
   curves: Dict[str, List] = {}
   for config, pairs in claims_analysis.group(runs, entries).items():
-    curves[_model(config)] = [claims_execute.val_curve(e) for _, e in pairs]
+    if pairs:  # models with a finished run
+      curves[_model(config)] = [claims_execute.val_curve(e)
+                                for _, e in pairs]
   names = [os.path.basename(plots.mean_curves(
       os.path.join(out_dir, "val_ce_%d.png" % index),
       label, "validation CE per token", curves))]
@@ -92,12 +95,33 @@ def _plots(label: str, runs: List[Any], entries: Dict[str, Any],
   return names
 
 
+def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
+  """The pilot runs the protocol was chosen by, as stored (pilots.json).
+
+  A pilot may be stale: it informed the choice of protocol, and no
+  reported comparison uses it.
+  """
+  md = ["| pilot | checkpoint every | validation CE at each checkpoint | "
+        "drop over the last 1000 steps | stale? |", "|---|---|---|---|---|"]
+  for name, entry in pilots.items():
+    curve = claims_execute.val_curve(entry)
+    last = curve[-1][0] if curve else 0
+    before = [ce for step, ce in curve if step == last - 1000]
+    md.append("| %s | %d | %s | %s | %s |" % (
+        name, entry["run"]["checkpoint_every"],
+        ", ".join("%d: %.3f" % point for point in curve),
+        "%.3f" % (before[0] - curve[-1][1]) if before else "–",
+        "; ".join(provenance.stale_reasons(entry.get("provenance")))
+        or "no"))
+  return md
+
+
 def write(store: store_lib.ResultStore, out_dir: str,
           speed_dir: str) -> str:
   """Writes out_dir/summary.md, the plots and analysis.json.
 
   speed_dir: the speed results, whose whole-step times give the
-  wall-clock axis.
+  wall-clock axis. The pilots, if any, are out_dir/pilots.json.
   """
   entries = dict(store.items())
   times = step_times(speed_dir)
@@ -127,6 +151,12 @@ def write(store: store_lib.ResultStore, out_dir: str,
     md += ["![%s](%s)" % (label, name)
            for name in _plots(label, runs, entries, out_dir, index, times)]
     md += [""]
+  pilots_path = os.path.join(out_dir, PILOTS_FILE)
+  if os.path.exists(pilots_path):
+    md += ["## Pilots", "", "The runs the protocol was chosen by "
+           "(switch_mtf/bench/claims/headline.py says how); stored in %s."
+           % PILOTS_FILE, ""]
+    md += pilot_lines(store_lib.ResultStore(pilots_path)) + [""]
   md += ["## Provenance", "",
          "Each run's commit and the load of other processes while it "
          "trained (its steps/s are not timings: step times come from the "

@@ -14,30 +14,33 @@ def _flag(command, prefix):
   return values[0]
 
 
-def test_pilots_pair_dense_and_switch_by_data_order(tmp_path):
+def test_plan_is_seed_major_and_pairs_models_by_data_order(tmp_path):
   launcher = claims_runs.Launcher(str(tmp_path),
                                   perplexity_eval_steps=headline.EVAL_STEPS)
-  pilots = headline.pilots()
-  names = [r.name for r in pilots]
-  assert len(set(names)) == len(names) == 4
-  for recipe in headline.RECIPES:
-    dense, switch = [r for r in pilots if "_%s_" % recipe in r.name]
-    assert dense.model_gin == "models/t5_tiny.gin"
-    assert "num_experts = 32" in switch.gin_params
-    commands = [launcher.train_command(r) for r in (dense, switch)]
-    seeds = {_flag(c, "--gin_param=mesh_train_dataset_fn.seed") for c in
-             commands}
-    assert len(seeds) == 1
+  (runs,) = headline.plan().values()
+  names = [r.name for r in runs]
+  assert len(set(names)) == len(names) == 4 * len(headline.SEEDS)
+  assert [r.seed for r in runs] == sorted(r.seed for r in runs)
+  for seed in headline.SEEDS:
+    group = [r for r in runs if r.seed == seed]
+    assert [r.model_gin for r in group] == ["models/t5_tiny.gin"] + [
+        "models/switch_tiny.gin"] * 3
+    assert [p for r in group[1:] for p in r.gin_params
+            if p.startswith("num_experts")] == [
+                "num_experts = %d" % e for e in (8, 32, 128)]
+    commands = [launcher.train_command(r) for r in group]
+    assert {_flag(c, "--gin_param=mesh_train_dataset_fn.seed")
+            for c in commands} == {str(1000 + seed)}
     for command in commands:
       assert _flag(command, "--gin_param=MIXTURE_NAME") == (
           "'wiki_large_span_corruption'")
-    evaluation = launcher.eval_command(dense)
+      assert _flag(command, "--gin_param=utils.run.train_steps") == "3000"
+    evaluation = launcher.eval_command(group[0])
     assert _flag(evaluation, "--gin_param=utils.run.perplexity_eval_steps"
                  ) == str(headline.EVAL_STEPS)
-  # Both recipes resolve, with their includes, and seed the validation set.
-  records = provenance.gin_files([headline.RSQRT_RECIPE_GIN])
-  assert set(records) == {headline.RSQRT_RECIPE_GIN, headline.RECIPE_GIN,
-                          "bench/pretrain_recipe.gin"}
+  # The recipe resolves, with its include, and seeds the validation set.
+  records = provenance.gin_files([headline.RECIPE_GIN])
+  assert set(records) == {headline.RECIPE_GIN, "bench/pretrain_recipe.gin"}
   assert "mesh_eval_dataset_fn.seed = 1234" in records[
       headline.RECIPE_GIN]["text"]
 
@@ -62,7 +65,8 @@ def _entry(run, curve):
 def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   from switch_mtf.bench.claims import headline_report  # pylint: disable=g-import-not-at-top
   from switch_mtf.bench.common import store as store_lib  # pylint: disable=g-import-not-at-top
-  dense, switch = headline.pilots()[:2]
+  dense = headline.dense(headline.PROTOCOL, 0)
+  switch = headline.switch(headline.PROTOCOL, 0, 32)
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
   # Dense ends at 5.0 after 4000 steps; Switch is at 5.0 halfway between
   # its checkpoints at 1500 (5.2) and 2500 (4.8): step 2000, 2.00x.
@@ -82,6 +86,21 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   assert "| dense (t5_tiny) | 1 | 5.000 (1 seed) | – | – |" in summary
   assert os.path.exists(tmp_path / "val_ce_0.png")
   assert "![%s](val_ce_wallclock_0.png)" % headline.describe(
-      headline.CANDIDATES[0]) in summary
+      headline.PROTOCOL) in summary
   assert headline_report.step_times(str(speed)) == {
       "t5_tiny": 400.0, "switch_tiny_E32": 440.0}
+
+
+def test_report_lists_the_pilots_with_their_curves(tmp_path):
+  from switch_mtf.bench.claims import headline_report  # pylint: disable=g-import-not-at-top
+  from switch_mtf.bench.common import store as store_lib  # pylint: disable=g-import-not-at-top
+  pilot = headline.dense(headline.PROTOCOL, 0)
+  pilots = store_lib.ResultStore(str(tmp_path / headline_report.PILOTS_FILE))
+  pilots.put("pilot_dense", _entry(pilot, [(1000, 5.3), (2000, 5.0),
+                                           (3000, 4.85)]))
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  with open(headline_report.write(store, str(tmp_path),
+                                  str(tmp_path / "speed"))) as f:
+    summary = f.read()
+  assert ("| pilot_dense | 250 | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
+          "0.150 |") in summary
