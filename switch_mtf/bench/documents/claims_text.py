@@ -7,7 +7,7 @@ t-intervals over the seeds; "not significant" when the interval holds 0.
 """
 
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import formatting
@@ -31,6 +31,7 @@ _LABELS = {
     "ft_rte_switch_E8_ed0.1": "expert dropout 0.1 (= dropout)",
     "ft_rte_switch_E8_ed0.4": "expert dropout 0.4",
 }
+NOT_RUN = "not run yet"
 _RECIPE_LABELS = {
     "dense": "dense, T5's default schedule",
     "switch_E8": "Switch E8, T5's default schedule",
@@ -144,8 +145,21 @@ def sample_efficiency_findings(results: ClaimResults) -> List[str]:
           seeds)]
 
 
+_ABLATION_HEADER = (
+    "config (500 steps)", "seeds", "diverged", "val CE (mean ± std)",
+    "− baseline, paired: mean [95% CI]", "seeds better than baseline",
+    "tokens dropped (2nd half)")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]
+           ) -> List[str]:
+  return ["| %s |" % " | ".join(header), "|" + "---|" * len(header)] + [
+      "| %s |" % " | ".join(row) for row in rows]
+
+
 def _ablation_rows(results: ClaimResults, claim: str
-                   ) -> List[Tuple[str, str]]:
+                   ) -> List[Tuple[str, List[str]]]:
+  """config -> the cells of _ABLATION_HEADER, in plan order."""
   rows = results.analysis[claim]
   per_seed = results.per_seed_val_ce(claim)
   baseline = claims_plan.ablation_baselines(claims_plan.FULL)[claim]
@@ -153,14 +167,16 @@ def _ablation_rows(results: ClaimResults, claim: str
   for config, row in rows.items():
     better, seeds = _better(per_seed.get(config, {}),
                             per_seed.get(baseline, {}))
-    out.append((config, "| %s | %d | %d | %s | %s | %s | %s |" % (
-        label(config), row.get("seeds_done", 0), row.get("diverged", 0),
-        formatting.mean_std(row.get("val_ce")),
+    out.append((config, [
+        label(config), "%d" % row.get("seeds_done", 0),
+        "%d" % row.get("diverged", 0),
+        formatting.mean_std(row.get("val_ce")) if row.get("seeds_done")
+        else NOT_RUN,
         "–" if config == baseline else formatting.interval(
             row.get("val_ce_minus_baseline")),
         "–" if config == baseline else "%d of %d" % (better, seeds),
         formatting.mean_std(row.get("tokens_dropped_fraction"), 1,
-                            percent=True))))
+                            percent=True)]))
   return out
 
 
@@ -168,16 +184,13 @@ def ablation_table(results: ClaimResults,
                    claims: Sequence[str] = claims_plan.ABLATION_CLAIMS
                    ) -> List[str]:
   """Ablation configs vs their Switch E8 baseline (paired by seed)."""
-  lines = ["| config (500 steps) | seeds | diverged | val CE (mean ± std) | "
-           "− baseline, paired: mean [95% CI] | seeds better than baseline "
-           "| tokens dropped (2nd half) |", "|---|---|---|---|---|---|---|"]
-  seen = set()
+  rows, seen = [], set()
   for claim in claims:
-    for config, line in _ablation_rows(results, claim):
+    for config, cells in _ablation_rows(results, claim):
       if config not in seen:  # the shared baseline once
         seen.add(config)
-        lines.append(line)
-  return lines
+        rows.append(cells)
+  return _table(_ABLATION_HEADER, rows)
 
 
 def ablation_findings(results: ClaimResults) -> List[str]:
@@ -251,22 +264,29 @@ def steps_per_second(results: ClaimResults) -> List[str]:
               min(r["min"] for r in rates), max(r["max"] for r in rates))]
 
 
-def provenance_lines(results: ClaimResults) -> List[str]:
-  """How many stored runs carry provenance, and which are stale."""
-  missing, stale, fresh = [], [], []
-  for name, entry in sorted(results.entries.items()):
+def _by_provenance(entries: Iterable[Tuple[str, Dict[str, Any]]]
+                   ) -> Dict[str, List[str]]:
+  """Run names by provenance: "fresh", "stale" or "missing" (none)."""
+  out: Dict[str, List[str]] = {"fresh": [], "stale": [], "missing": []}
+  for name, entry in sorted(entries):
     record = entry.get("provenance")
     if not record:
-      missing.append(name)
+      out["missing"].append(name)
     elif provenance.stale_reasons(record):
-      stale.append(name)
+      out["stale"].append(name)
     else:
-      fresh.append(name)
+      out["fresh"].append(name)
+  return out
+
+
+def provenance_lines(results: ClaimResults) -> List[str]:
+  """How many stored runs carry provenance, and which are stale."""
+  runs = _by_provenance(results.entries.items())
   lines = ["Of the %d stored claim runs, %d carry provenance that matches "
            "today's code and gin files, %d are stale and %d were recorded "
            "before provenance existed (results/claims/summary.md lists "
-           "each)." % (len(results.entries), len(fresh), len(stale),
-                       len(missing))]
+           "each)." % (len(results.entries), len(runs["fresh"]),
+                       len(runs["stale"]), len(runs["missing"]))]
   noted = [n for n, e in sorted(results.entries.items()) if e.get("note")]
   if noted:
     lines.append("Runs whose stored commands were rewritten after they ran "
