@@ -14,6 +14,7 @@ from switch_mtf.bench.claims import formatting
 from switch_mtf.bench.claims import paper
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.common import provenance
+from switch_mtf.bench.common import stats
 from switch_mtf.bench.common import store as store_lib
 
 _LABELS = {
@@ -174,7 +175,8 @@ def _ablation_rows(results: ClaimResults, claim: str
         else NOT_RUN,
         "–" if config == baseline else formatting.interval(
             row.get("val_ce_minus_baseline")),
-        "–" if config == baseline else "%d of %d" % (better, seeds),
+        "–" if config == baseline or not seeds else "%d of %d" % (
+            better, seeds),
         formatting.mean_std(row.get("tokens_dropped_fraction"), 1,
                             percent=True)]))
   return out
@@ -229,6 +231,195 @@ def paper_ablations() -> List[str]:
     lines.append("| Table 4: %s | GLUE %.1f, SuperGLUE %.1f |" % (
         name, glue, superglue))
   return lines
+
+
+_POLICY_LABELS = {
+    "argmax": "argmax (no exploration)",
+    "sample": "sample softmax (temperature 1)",
+    "input_dropout": "input dropout",
+}
+_APPENDIX_TITLES = {
+    "router_policy": "Router exploration (Table 11)",
+    "ntlb": "No-Token-Left-Behind (Appendix B)",
+    "priority_dropping": "Priority dropping (Mesh TF's `switch_max`)",
+    "experts_attention": "Experts in attention (Table 10)",
+}
+
+
+def _appendix_config(**knobs: Any) -> str:
+  """The config (run name without seed) plan.py gives the full suite's
+  Switch E8 ablation run with these knobs."""
+  budget = claims_plan.FULL
+  return claims_analysis.config_name(claims_plan.switch(
+      budget, 0, train_steps=budget.ablation_steps, **knobs).name)
+
+
+def _nlp(figure: float, source: str) -> str:
+  return "%.3f (%s)" % (figure, source)
+
+
+def appendix_configs() -> Dict[str, Dict[str, Tuple[str, str]]]:
+  """claim -> config -> (what the config is, the paper's figure for it)."""
+  base = _appendix_config()
+  cf = claims_plan.PRIORITY_CAPACITY_FACTOR
+  policy = paper.ROUTER_POLICY
+  capacity = paper.CAPACITY_FACTOR
+  attention = paper.EXPERTS_ATTENTION
+
+  def table10(model: str, dtype: str) -> str:
+    if (model, dtype) not in attention:
+      return "not in Table 10"
+    figures = attention[(model, dtype)]
+    return ("diverged (Table 10)" if figures is None
+            else _nlp(figures[0], "Table 10, 100k steps"))
+
+  return {
+      "router_policy": {
+          base: ("input jitter (the paper's; baseline)",
+                 _nlp(policy["input_jitter"], "Table 11")),
+          **{_appendix_config(router_policy=name): (
+              _POLICY_LABELS[name], _nlp(policy[name], "Table 11"))
+             for name in claims_plan.OTHER_POLICIES}},
+      "ntlb": {
+          base: ("overflow tokens dropped (baseline)", "–"),
+          _appendix_config(routing="ntlb"): (
+              "NTLB, up to %d passes" % claims_plan.NTLB_TOP_K,
+              "no figure given")},
+      "priority_dropping": {
+          base: ("token order, cf %r (baseline)" %
+                 claims_plan.DEFAULT_CAPACITY_FACTOR,
+                 _nlp(capacity[("Switch", claims_plan.DEFAULT_CAPACITY_FACTOR)
+                               ][0], "Table 1")),
+          _appendix_config(capacity_factor=cf): (
+              "token order, cf %r" % cf,
+              _nlp(capacity[("Switch", cf)][0], "Table 1")),
+          _appendix_config(capacity_factor=cf, routing="switch_max"): (
+              "gate priority (`switch_max`), cf %r" % cf, "not in the paper")},
+      "experts_attention": {
+          base: ("Experts FF, float32 (baseline)",
+                 table10("Experts FF", "float32")),
+          _appendix_config(activation_dtype="bfloat16"): (
+              "Experts FF, bfloat16", table10("Experts FF", "bfloat16")),
+          _appendix_config(attention_experts=True): (
+              "Experts FF + attention, float32",
+              table10("Experts FF + Attention", "float32")),
+          _appendix_config(attention_experts=True,
+                           activation_dtype="bfloat16"): (
+              "Experts FF + attention, bfloat16",
+              table10("Experts FF + Attention", "bfloat16"))},
+  }
+
+
+# Same-seed comparisons within a claim that its baseline does not make:
+# claim -> (config, the config it is compared with).
+def _contrasts() -> Dict[str, Tuple[str, str]]:
+  cf = claims_plan.PRIORITY_CAPACITY_FACTOR
+  return {
+      "priority_dropping": (
+          _appendix_config(capacity_factor=cf, routing="switch_max"),
+          _appendix_config(capacity_factor=cf)),
+      "experts_attention": (
+          _appendix_config(attention_experts=True,
+                           activation_dtype="bfloat16"),
+          _appendix_config(activation_dtype="bfloat16")),
+  }
+
+
+def _paired(own: Dict[int, float], other: Dict[int, float]
+            ) -> Dict[str, Any]:
+  seeds = sorted(set(own) & set(other))
+  return stats.mean_interval([own[s] - other[s] for s in seeds]
+                             ) if seeds else {}
+
+
+def _difference_text(row: Dict[str, Any], summary: Dict[str, Any],
+                     planned: int) -> str:
+  """A config's difference in words: its interval, or why there is none."""
+  done, diverged = row.get("seeds_done", 0), row.get("diverged", 0)
+  if not done:
+    return NOT_RUN
+  text = formatting.interval(summary) if summary else (
+      "no finished seed paired with the baseline yet")
+  if diverged:
+    text += ", %d of %d seeds diverged" % (diverged, done)
+  if done < planned:
+    text += " (%d of %d seeds run)" % (done, planned)
+  return text
+
+
+def _appendix_claim(results: ClaimResults, claim: str,
+                    configs: Dict[str, Tuple[str, str]]) -> List[str]:
+  """One appendix claim: its table, significance and provenance lines."""
+  baseline = claims_plan.ablation_baselines(claims_plan.FULL)[claim]
+  rows = []
+  for config, cells in _ablation_rows(results, claim):
+    name, figure = configs.get(config, (label(config), "–"))
+    rows.append([name] + cells[1:] + [figure])
+  analysis = results.analysis[claim]
+  planned = {config: len(pairs) for config, pairs in claims_analysis.group(
+      results.plan[claim], {}).items()}
+  words = ["%s: %s" % (configs.get(c, (label(c),))[0], _difference_text(
+      analysis[c], analysis[c].get("val_ce_minus_baseline"), planned[c]))
+           for c in analysis if c != baseline]
+  lines = (["**%s.**" % _APPENDIX_TITLES[claim], ""]
+           + _table(_ABLATION_HEADER + ("paper: NLP, higher is better",),
+                    rows) + [""]
+           + ["- Minus the baseline (paired by seed, 95%%): %s." %
+              "; ".join(words)])
+  if claim in _contrasts():
+    config, other = _contrasts()[claim]
+    per_seed = results.per_seed_val_ce(claim)
+    lines.append("- %s minus %s (paired by seed, 95%%): %s." % (
+        configs[config][0], configs[other][0], _difference_text(
+            analysis[config], _paired(per_seed.get(config, {}),
+                                      per_seed.get(other, {})),
+            planned[config])))
+  names = [run.name for run in results.plan[claim]]
+  stored = [(n, results.entries[n]) for n in names if n in results.entries]
+  runs = _by_provenance(stored)
+  lines.append(
+      "- Runs: %d of %d stored; %d match today's code and gin files, %d "
+      "stale%s, %d recorded before provenance existed." % (
+          len(stored), len(names), len(runs["fresh"]), len(runs["stale"]),
+          " (%s)" % ", ".join("`%s`" % n for n in runs["stale"])
+          if runs["stale"] else "", len(runs["missing"])))
+  return lines
+
+
+def appendix_ablations(results: ClaimResults) -> List[str]:
+  """The appendices' ablations, each beside the paper's figures."""
+  lines: List[str] = []
+  for claim, configs in appendix_configs().items():
+    lines += _appendix_claim(results, claim, configs) + [""]
+  return lines[:-1]
+
+
+def appendix_summary(results: ClaimResults) -> List[str]:
+  """One line on the appendices' ablations, for the README."""
+  significant, intervals, missing = [], 0, 0
+  configs = appendix_configs()
+  baselines = claims_plan.ablation_baselines(claims_plan.FULL)
+  for claim in claims_plan.APPENDIX_CLAIMS:
+    for config, row in results.analysis[claim].items():
+      summary = row.get("val_ce_minus_baseline")
+      if config == baselines[claim]:
+        continue
+      if not row.get("seeds_done"):
+        missing += 1
+      elif summary and summary["low"] is not None:
+        intervals += 1
+        if summary["significant"]:
+          significant.append("%s (%s)" % (configs[claim][config][0],
+                                          formatting.interval(summary)))
+  planned = {run.name for claim in claims_plan.APPENDIX_CLAIMS
+             for run in results.plan[claim]}
+  return ["- The appendices' ablations (Table 11's router policies, NTLB, "
+          "priority dropping, experts in attention; 500 steps, paired with "
+          "the same baseline): %d of %d runs stored, %d configs not run "
+          "yet; %d of %d differences to the baseline significant at 95%%%s."
+          % (len(planned & set(results.entries)), len(planned), missing,
+             len(significant), intervals,
+             ": " + "; ".join(significant) if significant else "")]
 
 
 def recipe_table(results: ClaimResults) -> List[str]:

@@ -128,6 +128,9 @@ class Sections:
         "claims-ablations": lambda: c.ablation_table(self.claims),
         "claims-ablation-findings": lambda: c.ablation_findings(self.claims),
         "claims-paper": c.paper_ablations,
+        "claims-appendix": lambda: c.appendix_ablations(self.claims),
+        "claims-appendix-summary":
+            lambda: c.appendix_summary(self.claims),
         "claims-recipe": lambda: c.recipe_table(self.claims),
         "claims-finetune": lambda: c.finetune_table(self.claims),
         "claims-steps": lambda: c.steps_per_second(self.claims),
