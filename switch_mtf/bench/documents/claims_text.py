@@ -413,10 +413,8 @@ def appendix_summary(results: ClaimResults) -> List[str]:
                                           formatting.interval(summary)))
   planned = {run.name for claim in claims_plan.APPENDIX_CLAIMS
              for run in results.plan[claim]}
-  return ["- The appendices' ablations (Table 11's router policies, NTLB, "
-          "priority dropping, experts in attention; 500 steps, paired with "
-          "the same baseline): %d of %d runs stored, %d configs not run "
-          "yet; %d of %d differences to the baseline significant at 95%%%s."
+  return ["- %d of %d runs stored, %d configs not run yet; %d of %d "
+          "differences to the baseline significant at 95%%%s."
           % (len(planned & set(results.entries)), len(planned), missing,
              len(significant), intervals,
              ": " + "; ".join(significant) if significant else "")]
