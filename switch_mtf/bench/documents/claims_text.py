@@ -6,6 +6,7 @@ disagree. Differences are paired by seed (same data order) with 95%
 t-intervals over the seeds; "not significant" when the interval holds 0.
 """
 
+import collections
 import os
 from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
@@ -356,8 +357,8 @@ def _appendix_claim(results: ClaimResults, claim: str,
     name, figure = configs.get(config, (label(config), "–"))
     rows.append([name] + cells[1:] + [figure])
   analysis = results.analysis[claim]
-  planned = {config: len(pairs) for config, pairs in claims_analysis.group(
-      results.plan[claim], {}).items()}
+  planned = collections.Counter(claims_analysis.config_name(run.name)
+                                for run in results.plan[claim])
   words = ["%s: %s" % (configs.get(c, (label(c),))[0], _difference_text(
       analysis[c], analysis[c].get("val_ce_minus_baseline"), planned[c]))
            for c in analysis if c != baseline]
