@@ -1,98 +1,281 @@
 """results/headline/summary.md: the headline experiment, as the paper shows it.
 
-Per protocol: validation CE against steps (mean over seeds), the final CE
-of each model with its paired difference to dense (95% t-interval over
-seeds, "not significant" when it contains 0), and the steps each Switch
-model needs to reach dense's final CE, as a speed-up with its interval or
-"not reached" (claims/analysis.py computes all of these).
+Validation CE against steps and against wall-clock (mean over seeds), the
+final CE of each model with its 95% t-interval and its paired difference
+to dense ("not significant" when the interval contains 0), final CE
+against the number of experts, the steps each Switch model needs to reach
+dense's final CE as a speed-up with its interval or "not reached"
+(claims/analysis.py computes these), each model's step time from the speed
+benchmark, the issue's target part by part and, when it is not met, the
+extrapolated budget at which it would be (headline_target.py). The same
+Markdown lines are the generated sections of README.md and docs/results.md
+(documents/headline_text.py).
 """
 
 import os
-import re
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import formatting
 from switch_mtf.bench.claims import headline
+from switch_mtf.bench.claims import headline_target as target
 from switch_mtf.bench.claims import report as claims_report
 from switch_mtf.bench.common import plots
 from switch_mtf.bench.common import provenance
+from switch_mtf.bench.common import stats
 from switch_mtf.bench.common import store as store_lib
+from switch_mtf.cli import progress
 
-_EXPERTS = re.compile(r"switch_E(\d+)")
 PILOTS_FILE = "pilots.json"
+CURVES_PLOT = "val_ce.png"
+WALLCLOCK_PLOT = "val_ce_wallclock.png"
+EXPERTS_PLOT = "val_ce_vs_experts.png"
 
 
-def analyze(plan: Dict[str, List[Any]],
-            entries: Dict[str, Any]) -> Dict[str, Any]:
-  """Protocol -> claims_analysis.sample_efficiency of its runs."""
-  return {label: claims_analysis.sample_efficiency(
-      runs, entries, headline.dense_config(runs))
-          for label, runs in plan.items()
-          if any(r.name in entries for r in runs)}
+def model_name(config: str) -> str:
+  found = target.experts(config)
+  return "Switch E%d" % found if found else "dense (t5_tiny)"
 
 
-def _table(result: Dict[str, Any]) -> List[str]:
-  md = ["| model | seeds | val CE, final (mean ± std) | − dense, paired: "
-        "mean [95% CI] | steps to dense's final val CE: speed-up [95% CI] |",
-        "|---|---|---|---|---|"]
-  for config, row in result["configs"].items():
-    md.append("| %s | %d | %s | %s | %s |" % (
-        _model(config), row.get("seeds_done", 0),
-        formatting.mean_std(row.get("val_ce"), 3),
-        formatting.interval(row.get("val_ce_minus_dense"), 3)
-        if config != result["dense"] else "–",
-        formatting.speedup(row.get("speedup_val"))
-        if config != result["dense"] else "–"))
-  return md
+def spec_name(config: str) -> str:
+  """The speed benchmark's name of a headline model (model_step specs)."""
+  found = target.experts(config)
+  return "switch_tiny_E%d" % found if found else "t5_tiny"
 
 
-def _model(config: str) -> str:
-  found = _EXPERTS.search(config)
-  return "Switch E%s" % found.group(1) if found else "dense (t5_tiny)"
-
-
-def _spec_name(model: str) -> str:
-  """The speed benchmark's name of a report model (see model_step)."""
-  found = re.fullmatch(r"Switch E(\d+)", model)
-  return "switch_tiny_E%s" % found.group(1) if found else "t5_tiny"
-
-
-def step_times(speed_dir: str) -> Dict[str, float]:
-  """Spec name -> median ms of a whole training step, measured side by side.
+def step_times(speed_dir: str) -> Tuple[Optional[str], Dict[str, float]]:
+  """(entry name, spec name -> median ms of a whole training step).
 
   From the speed benchmark's whole-model entries (results/speed/
-  models.json), the entry with the most models; empty if none is stored.
+  models.json), the entry with the most models, all measured side by side
+  on the idle machine; (None, {}) if none is stored.
   """
   path = os.path.join(speed_dir, "models.json")
   if not os.path.exists(path):
-    return {}
-  entries = store_lib.ResultStore(path).items()
-  best = max((e["models"] for _, e in entries), key=len, default={})
-  return {name: model["median_ms"] for name, model in best.items()}
+    return None, {}
+  entries = list(store_lib.ResultStore(path).items())
+  if not entries:
+    return None, {}
+  name, best = max(entries, key=lambda item: len(item[1]["models"]))
+  return name, {spec: model["median_ms"]
+                for spec, model in best["models"].items()}
 
 
-def _plots(label: str, runs: List[Any], entries: Dict[str, Any],
-           out_dir: str, index: int, times: Dict[str, float]) -> List[str]:
-  """Validation CE against steps and, where step times exist, minutes."""
-  curves: Dict[str, List] = {}
-  for config, pairs in claims_analysis.group(runs, entries).items():
-    if pairs:  # models with a finished run
-      curves[_model(config)] = [claims_execute.val_curve(e)
-                                for _, e in pairs]
-  names = [os.path.basename(plots.mean_curves(
-      os.path.join(out_dir, "val_ce_%d.png" % index),
-      label, "validation CE per token", curves))]
-  if all(_spec_name(model) in times for model in curves):
-    minutes = {model: [[(step * times[_spec_name(model)] / 60000.0, ce)
-                        for step, ce in curve] for curve in per_seed]
-               for model, per_seed in curves.items()}
-    names.append(os.path.basename(plots.mean_curves(
-        os.path.join(out_dir, "val_ce_wallclock_%d.png" % index),
-        label, "validation CE per token", minutes,
-        xlabel="minutes at the measured step time (model step, idle)")))
-  return names
+class Headline:
+  """The stored headline runs under the protocol's plan, analysed."""
+
+  def __init__(self, entries: Dict[str, Any], folder: str, speed_dir: str):
+    self.entries = entries
+    self.folder = folder  # where the plots are (results/headline)
+    self.plan = headline.plan()
+    (self.label, self.runs), = self.plan.items()
+    self.times_entry, self.times = step_times(speed_dir)
+    self.groups = claims_analysis.group(self.runs, entries)
+    self.dense = headline.dense_config(self.runs)
+    self.result = claims_analysis.sample_efficiency(self.runs, entries,
+                                                    self.dense)
+    self.curves = {config: [claims_execute.val_curve(e) for _, e in pairs]
+                   for config, pairs in self.groups.items() if pairs}
+    self.mean_curves = {config: target.mean_curve(per_seed)
+                        for config, per_seed in self.curves.items()}
+    self.check = target.check(self.result, self.mean_curves,
+                              len(headline.SEEDS))
+    self.extrapolation = (
+        target.extrapolate(self.mean_curves, self.dense,
+                           headline.PROTOCOL.steps)
+        if self.dense in self.mean_curves else {"models": {}})
+
+  @property
+  def any_runs(self) -> bool:
+    return bool(self.curves)
+
+  def final_by_seed(self) -> Dict[str, Dict[int, float]]:
+    """config -> seed -> final validation CE."""
+    out: Dict[str, Dict[int, float]] = {}
+    for config, pairs in self.groups.items():
+      for run, entry in pairs:
+        value = claims_analysis.final_val_ce(entry)
+        if value is not None:
+          out.setdefault(config, {})[run.seed] = value
+    return out
+
+  def final_interval(self, config: str) -> Optional[Dict[str, Any]]:
+    values = list(self.final_by_seed().get(config, {}).values())
+    return stats.mean_interval(values) if values else None
+
+  def step_ms(self, config: str) -> Optional[float]:
+    return self.times.get(spec_name(config))
+
+  def analysis(self) -> Dict[str, Any]:
+    """What analysis.json holds: every figure the summary quotes."""
+    return {self.label: self.result, "target": self.check,
+            "extrapolation": self.extrapolation,
+            "step_times": {"entry": self.times_entry, "ms": self.times}}
+
+
+def _mean_interval(summary: Optional[Dict[str, Any]], digits: int = 3) -> str:
+  if not summary:
+    return "–"
+  if summary["low"] is None:
+    return "%.*f (1 seed, no interval)" % (digits, summary["mean"])
+  return "%.*f [%.*f, %.*f]" % (digits, summary["mean"], digits,
+                                summary["low"], digits, summary["high"])
+
+
+def table_lines(h: Headline) -> List[str]:
+  """One row per model: final CE, paired difference, speed-up, step time."""
+  if not h.any_runs:
+    return ["No headline run is stored yet (results/headline/runs.json); "
+            "`python tools/bench.py --parts=headline` trains them."]
+  times = "whole-step time, ms (`%s`)" % h.times_entry if h.times_entry else (
+      "whole-step time, ms")
+  md = ["| model | seeds | final val CE: mean [95%% CI] | − dense, paired by "
+        "seed: mean [95%% CI] | steps to dense's final val CE: speed-up "
+        "[95%% CI] | %s |" % times, "|---|---|---|---|---|---|"]
+  for config, row in h.result["configs"].items():
+    ms = h.step_ms(config)
+    dense = config == h.dense
+    md.append("| %s | %d | %s | %s | %s | %s |" % (
+        model_name(config), row.get("seeds_done", 0),
+        _mean_interval(h.final_interval(config)),
+        "–" if dense else formatting.interval(row.get("val_ce_minus_dense")),
+        "–" if dense else formatting.speedup(row.get("speedup_val")),
+        "%.0f" % ms if ms is not None else "–"))
+  return md
+
+
+def _status(text: str) -> str:
+  return "**%s**" % text
+
+
+def target_lines(h: Headline) -> List[str]:
+  """The issue's target, part by part: met, not met or not enough runs."""
+  check, rows = h.check, h.result["configs"]
+  seeds = check["seeds"]
+  md = ["Judged on the protocol's %d seeds per model; a part with fewer "
+        "stored is \"%s\"." % (seeds, target.NOT_ENOUGH), ""]
+  speed = ["%s %s (%s)" % (model_name(c), formatting.speedup(
+      rows[c].get("speedup_val")), s)
+           for c, s in check["speedup"]["models"].items()]
+  md.append("- Speed-up: Switch with at least %d experts reaches dense's "
+            "final validation CE in at most %g× the steps (a speed-up of at "
+            "least %.2f×, geometric mean over the seeds, every seed "
+            "reaching it): %s. %s" % (
+                target.MIN_EXPERTS, target.STEP_FRACTION,
+                check["target_speedup"], _status(check["speedup"]["status"]),
+                "; ".join(speed) + "." if speed else ""))
+  diffs = ["%s %s (%s)" % (model_name(c), formatting.interval(
+      rows[c].get("val_ce_minus_dense")), s)
+           for c, s in check["difference"]["models"].items()]
+  md.append("- Paired final-loss difference: its 95%% interval excludes 0, "
+            "Switch lower: %s. %s" % (
+                _status(check["difference"]["status"]),
+                "; ".join(diffs) + "." if diffs else ""))
+  order = check["ordering"]
+  text = "- Loss at equal steps falls %s experts: %s." % (
+      " → ".join(map(str, target.ORDER)), _status(order["status"]))
+  if "values" in order:
+    text += (" At step %d the seed-mean validation CE is %s; it falls at %d "
+             "of the %d checkpoints." % (
+                 order["step"], " / ".join("%.3f" % v
+                                           for v in order["values"]),
+                 order["falling_at"], order["checkpoints"]))
+  differences = target.paired_order_differences(h.final_by_seed())
+  if differences:
+    text += " Paired by seed (an order of means is not a tested trend): %s." % (
+        "; ".join("%s − %s %s" % (model_name(a), model_name(b),
+                                  formatting.interval(d))
+                  for a, b, d in differences))
+  md += [text, "- The target as a whole (one model meeting both the speed-up "
+         "and the difference, and the ordering): %s." % _status(
+             check["overall"])]
+  return md
+
+
+def extrapolation_lines(h: Headline) -> List[str]:
+  """The budget at which the fitted curves would meet the speed-up."""
+  pending = [c for c, s in h.check["speedup"]["models"].items()
+             if s != target.MET]
+  if not h.any_runs or not pending:
+    return ["No extrapolation: %s." % (
+        "no run is stored yet" if not h.any_runs else
+        "the speed-up part is met by the measured curves")]
+  ex = h.extrapolation
+  if "reason" in ex:
+    return ["No extrapolation: %s." % ex["reason"]]
+  md = ["An extrapolation, not a measurement: L(s) = a + b·s^−c fitted by "
+        "least squares to each model's seed-mean validation curve "
+        "(checkpoints from step %d on), then the smallest budget S (dense's "
+        "steps) at which the fitted Switch curve reaches the fitted dense "
+        "L(S) by %g·S." % (ex["fit_from_step"], target.STEP_FRACTION), "",
+        "| model | seeds | floor a | b | c | residuals: RMS / largest |",
+        "|---|---|---|---|---|---|"]
+  for config, fit in ex["fits"].items():
+    md.append("| %s | %d | %.3f | %.4g | %.3f | %.4f / %.4f |" % (
+        model_name(config), len(h.curves[config]), fit["a"], fit["b"],
+        fit["c"], fit["rms"], max(abs(r) for r in fit["residuals"])))
+  md.append("")
+  grid_times = {c: h.step_ms(c) for c in h.result["configs"]}
+  for config in pending:
+    answer = ex["models"].get(config)
+    if answer is None:
+      continue
+    if answer["budget"] is None:
+      md.append("- %s: no extrapolation (%s)." % (model_name(config),
+                                                  answer["reason"]))
+      continue
+    steps = answer["budget"]
+    one = target.hours(steps, h.step_ms(h.dense))
+    grid = target.grid_hours(steps, grid_times, len(headline.SEEDS))
+    md.append("- %s: the fits meet the speed-up at S ≈ %d steps (%.1f× the "
+              "measured %d). At the idle step times (`%s`) that is %s of one "
+              "dense run and %s for the whole grid (%d models × %d seeds, "
+              "training only)." % (
+                  model_name(config), round(steps, -2) or steps,
+                  steps / headline.PROTOCOL.steps, headline.PROTOCOL.steps,
+                  h.times_entry, _hours(one), _hours(grid),
+                  len(grid_times), len(headline.SEEDS)))
+  return md
+
+
+def _hours(value: Optional[float]) -> str:
+  return "–" if value is None else "%.1f h" % value
+
+
+def time_lines(entries: Dict[str, Any], configs: Sequence[str]) -> List[str]:
+  """The stored runs' own training and evaluation time, per model.
+
+  Measured while other work shared the machine (the load column), so
+  these are not step times: they say how long the runs took here.
+  """
+  md = ["| model | runs | training, mean (min–max) | evaluation, mean | "
+        "other processes' CPU share, mean |", "|---|---|---|---|---|"]
+  total, count = 0.0, 0
+  for config in configs:
+    found = [e for name, e in entries.items()
+             if claims_analysis.config_name(name) == config
+             and e.get("train_seconds") is not None]
+    if not found:
+      md.append("| %s | 0 | – | – | – |" % model_name(config))
+      continue
+    train = [e["train_seconds"] for e in found]
+    evals = [e.get("eval_seconds", 0.0) for e in found]
+    shares = [e["load"]["other_cpu_share_mean"] for e in found
+              if "other_cpu_share_mean" in (e.get("load") or {})]
+    total += sum(train) + sum(evals)
+    count += len(found)
+    md.append("| %s | %d | %s (%s–%s) | %s | %s |" % (
+        model_name(config), len(found),
+        progress.format_duration(sum(train) / len(train)),
+        progress.format_duration(min(train)),
+        progress.format_duration(max(train)),
+        progress.format_duration(sum(evals) / len(evals)),
+        "%.0f%%" % (100 * sum(shares) / len(shares)) if shares else "–"))
+  md += ["", "Together %s for the %d stored runs (training + evaluation, "
+         "each measured under the load shown)." % (
+             progress.format_duration(total), count)]
+  return md
 
 
 def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
@@ -102,18 +285,73 @@ def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
   reported comparison uses it.
   """
   md = ["| pilot | checkpoint every | validation CE at each checkpoint | "
-        "drop over the last 1000 steps | stale? |", "|---|---|---|---|---|"]
+        "drop over the last 1000 steps | training time (other processes' "
+        "CPU share) | stale? |", "|---|---|---|---|---|---|"]
   for name, entry in pilots.items():
     curve = claims_execute.val_curve(entry)
     last = curve[-1][0] if curve else 0
     before = [ce for step, ce in curve if step == last - 1000]
-    md.append("| %s | %d | %s | %s | %s |" % (
+    load = entry.get("load") or {}
+    md.append("| %s | %d | %s | %s | %s (%s) | %s |" % (
         name, entry["run"]["checkpoint_every"],
         ", ".join("%d: %.3f" % point for point in curve),
         "%.3f" % (before[0] - curve[-1][1]) if before else "–",
+        progress.format_duration(entry.get("train_seconds")),
+        "%.0f%%" % (100 * load["other_cpu_share_mean"])
+        if "other_cpu_share_mean" in load else "–",
         "; ".join(provenance.stale_reasons(entry.get("provenance")))
         or "no"))
   return md
+
+
+def write_plots(h: Headline) -> List[str]:
+  """Validation CE against steps, minutes and experts, into h.folder.
+
+  The minutes axis needs every plotted model's step time.
+  """
+  if not h.any_runs:
+    return []
+  curves = {model_name(c): per_seed for c, per_seed in h.curves.items()}
+  written = [plots.mean_curves(
+      os.path.join(h.folder, CURVES_PLOT), h.label, "validation CE per token",
+      curves)]
+  if all(h.step_ms(c) is not None for c in h.curves):
+    minutes = {model_name(c): [[(step * h.step_ms(c) / 60000.0, ce)
+                                for step, ce in curve] for curve in per_seed]
+               for c, per_seed in h.curves.items()}
+    written.append(plots.mean_curves(
+        os.path.join(h.folder, WALLCLOCK_PLOT), h.label,
+        "validation CE per token", minutes,
+        xlabel="minutes at the measured step time (model step, idle)"))
+  points = []
+  for config in h.curves:
+    summary = h.final_interval(config)
+    if config != h.dense and summary:
+      low, high = summary["low"], summary["high"]
+      points.append((target.experts(config), summary["mean"],
+                     summary["mean"] if low is None else low,
+                     summary["mean"] if high is None else high))
+  dense = h.final_interval(h.dense)
+  reference = None
+  if dense:
+    reference = (model_name(h.dense), dense["mean"],
+                 dense["low"] if dense["low"] is not None else dense["mean"],
+                 dense["high"] if dense["high"] is not None else dense["mean"])
+  written.append(plots.intervals(
+      os.path.join(h.folder, EXPERTS_PLOT),
+      "Final validation CE (mean, 95% t-interval over seeds)",
+      "experts (FLOP-matched to dense)", "validation CE per token", points,
+      reference, logx=True))
+  return written
+
+
+def figure_lines(h: Headline, link_prefix: str) -> List[str]:
+  """Image links to the plots in h.folder, each link_prefix + file name."""
+  names = ((CURVES_PLOT, "validation CE against steps"),
+           (WALLCLOCK_PLOT, "validation CE against wall-clock"),
+           (EXPERTS_PLOT, "final validation CE against experts"))
+  return ["![%s](%s%s)" % (alt, link_prefix, name) for name, alt in names
+          if h.any_runs and os.path.exists(os.path.join(h.folder, name))]
 
 
 def write(store: store_lib.ResultStore, out_dir: str,
@@ -124,9 +362,8 @@ def write(store: store_lib.ResultStore, out_dir: str,
   wall-clock axis. The pilots, if any, are out_dir/pilots.json.
   """
   entries = dict(store.items())
-  times = step_times(speed_dir)
-  plan = headline.plan()
-  result = analyze(plan, entries)
+  h = Headline(entries, out_dir, speed_dir)
+  write_plots(h)
   md = ["# The headline claim at small scale (issue 18)", "",
         "Generated by tools/bench.py from %s: t5_tiny and FLOP-matched "
         "switch_tiny with E experts, batch 32 x 128/32 tokens of "
@@ -143,14 +380,13 @@ def write(store: store_lib.ResultStore, out_dir: str,
          "interpolation between checkpoints) at which the Switch curve "
          "reaches dense's final validation CE, same seed; geometric mean "
          "with a 95% t-interval over seeds, given only when every seed "
-         "reached it. With one seed there is no interval.", ""]
-  for index, (label, runs) in enumerate(plan.items()):
-    if label not in result:
-      continue
-    md += ["## " + label, ""] + _table(result[label]) + [""]
-    md += ["![%s](%s)" % (label, name)
-           for name in _plots(label, runs, entries, out_dir, index, times)]
-    md += [""]
+         "reached it. With one seed there is no interval.", "",
+         "## " + h.label, ""]
+  md += table_lines(h) + [""] + figure_lines(h, "") + [""]
+  md += ["## Target", ""] + target_lines(h) + [""]
+  md += ["## Extrapolation", ""] + extrapolation_lines(h) + [""]
+  md += ["## Time of the runs", ""] + time_lines(
+      entries, list(h.groups)) + [""]
   pilots_path = os.path.join(out_dir, PILOTS_FILE)
   if os.path.exists(pilots_path):
     md += ["## Pilots", "", "The runs the protocol was chosen by "
@@ -163,4 +399,4 @@ def write(store: store_lib.ResultStore, out_dir: str,
          "side-by-side speed benchmark); a run whose code or gin files "
          "changed since is stale.", ""]
   md += provenance.report_lines(sorted(entries.items()))
-  return claims_report.write_summary(out_dir, md, result)
+  return claims_report.write_summary(out_dir, md, h.analysis())

@@ -102,3 +102,32 @@ def mean_curves(path: str, title: str, ylabel: str,
 
 def relative(path: str, root: str) -> str:
   return os.path.relpath(path, root)
+
+
+def intervals(path: str, title: str, xlabel: str, ylabel: str,
+              points: Sequence[Tuple[float, float, float, float]],
+              reference: Tuple[str, float, float, float] = None,
+              logx: bool = False) -> str:
+  """Points (x, y, low, high) with error bars, joined by a line.
+
+  reference: (label, y, low, high) drawn apart as a horizontal line with
+  its band (e.g. the dense baseline on an experts axis).
+  """
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  if points:
+    xs, ys, lows, highs = zip(*sorted(points))
+    ax.errorbar(xs, ys, yerr=[[y - l for y, l in zip(ys, lows)],
+                              [h - y for y, h in zip(ys, highs)]],
+                marker="o", capsize=4, label="Switch")
+  if reference:
+    label, y, low, high = reference
+    ax.axhline(y, color="black", linestyle="--", linewidth=1, label=label)
+    ax.axhspan(low, high, color="black", alpha=0.08)
+  if logx:
+    ax.set_xscale("log", base=2)
+  ax.set_title(title)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize=8)
+  return _save(fig, path)

@@ -137,3 +137,53 @@ def first_step_at_or_below(curve: Sequence[Tuple[int, float]],
       return s0 + (step - s0) * (v0 - threshold) / (v0 - value)
     previous = (step, value)
   return None
+
+
+def power_law_fit(points: Sequence[Tuple[float, float]]) -> Dict[str, Any]:
+  """Least-squares L(s) = a + b * s^-c to (step, loss) points, b, c > 0.
+
+  A loss curve's usual shape: a floor `a` that more steps approach ever
+  more slowly. The floor is bounded by the lowest loss seen (a curve
+  still falling is above its floor), c by (0, 5]. Several starting
+  exponents are tried and the best fit kept. Returns a, b, c, the
+  residuals (measured - fitted, per point) and their root mean square.
+
+  Raises:
+    ValueError: fewer than 4 points (3 parameters and one to spare).
+  """
+  if len(points) < 4:
+    raise ValueError("power_law_fit needs >= 4 (step, loss) points to fit "
+                     "3 parameters, got %d" % len(points))
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from scipy import optimize  # pylint: disable=g-import-not-at-top
+  steps = np.array([p[0] for p in points], dtype=float)
+  losses = np.array([p[1] for p in points], dtype=float)
+  scale = steps.max()  # fitted in s / scale, so b is of the loss's order
+  def model(s, a, b, c):
+    return a + b * (s / scale) ** -c
+  best = None
+  for c0 in (0.25, 0.5, 1.0, 2.0):
+    b0 = max(losses.max() - losses.min(), 1e-3)
+    a0 = max(losses.min() - b0, 0.0)
+    try:
+      params, _ = optimize.curve_fit(
+          model, steps, losses, p0=(a0, b0, c0),
+          bounds=((0.0, 0.0, 1e-3), (losses.min(), np.inf, 5.0)),
+          maxfev=20000)
+    except (RuntimeError, ValueError):
+      continue
+    residuals = losses - model(steps, *params)
+    rms = float(np.sqrt(np.mean(residuals ** 2)))
+    if best is None or rms < best[1]:
+      best = (params, rms, residuals)
+  if best is None:
+    raise ValueError("power_law_fit did not converge on %d points"
+                     % len(points))
+  (a, b, c), rms, residuals = best
+  return {"a": float(a), "b": float(b * scale ** c), "c": float(c),
+          "residuals": [float(r) for r in residuals], "rms": rms}
+
+
+def power_law(fit: Dict[str, Any], step: float) -> float:
+  """The fitted loss a + b * step^-c at a step."""
+  return fit["a"] + fit["b"] * step ** -fit["c"]

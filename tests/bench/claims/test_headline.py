@@ -70,8 +70,9 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
   # Dense ends at 5.0 after 4000 steps; Switch is at 5.0 halfway between
   # its checkpoints at 1500 (5.2) and 2500 (4.8): step 2000, 2.00x.
-  store.put(dense.name, _entry(dense, [(500, 6.0), (2500, 5.4),
-                                       (4000, 5.0)]))
+  store.put(dense.name, dict(_entry(dense, [(500, 6.0), (2500, 5.4),
+                                            (4000, 5.0)]),
+                             train_seconds=3600.0, eval_seconds=60.0))
   store.put(switch.name, _entry(switch, [(500, 5.8), (1500, 5.2),
                                          (2500, 4.8), (4000, 4.6)]))
   speed = tmp_path / "speed"
@@ -81,14 +82,23 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   path = headline_report.write(store, str(tmp_path), str(speed))
   with open(path) as f:
     summary = f.read()
-  assert ("| Switch E32 | 1 | 4.600 (1 seed) | -0.400 (1 seed, no interval) "
-          "| 2.00× (1 seed) |") in summary
-  assert "| dense (t5_tiny) | 1 | 5.000 (1 seed) | – | – |" in summary
-  assert os.path.exists(tmp_path / "val_ce_0.png")
-  assert "![%s](val_ce_wallclock_0.png)" % headline.describe(
-      headline.PROTOCOL) in summary
-  assert headline_report.step_times(str(speed)) == {
-      "t5_tiny": 400.0, "switch_tiny_E32": 440.0}
+  assert ("| model | seeds | final val CE: mean [95% CI] | − dense, paired by "
+          "seed: mean [95% CI] | steps to dense's final val CE: speed-up "
+          "[95% CI] | whole-step time, ms (`tiny/E32`) |") in summary
+  assert ("| Switch E32 | 1 | 4.600 (1 seed, no interval) | -0.400 (1 seed, "
+          "no interval) | 2.00× (1 seed) | 440 |") in summary
+  assert ("| dense (t5_tiny) | 1 | 5.000 (1 seed, no interval) | – | – | "
+          "400 |") in summary
+  for name in ("val_ce.png", "val_ce_wallclock.png", "val_ce_vs_experts.png"):
+    assert os.path.exists(tmp_path / name)
+    assert "](%s)" % name in summary
+  # One seed of three: no part of the target can be judged.
+  assert "- Speed-up: " in summary and "**not enough runs**" in summary
+  # The stored run's own time, with the load it ran under.
+  assert "| dense (t5_tiny) | 1 | 1:00:00 (1:00:00–1:00:00) | 1:00 | – |" in (
+      summary)
+  assert headline_report.step_times(str(speed)) == ("tiny/E32", {
+      "t5_tiny": 400.0, "switch_tiny_E32": 440.0})
 
 
 def test_report_lists_the_pilots_with_their_curves(tmp_path):
@@ -103,4 +113,5 @@ def test_report_lists_the_pilots_with_their_curves(tmp_path):
                                   str(tmp_path / "speed"))) as f:
     summary = f.read()
   assert ("| pilot_dense | 250 | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
-          "0.150 |") in summary
+          "0.150 | ? (–) |") in summary
+  assert "No headline run is stored yet" in summary
