@@ -248,8 +248,7 @@ _APPENDIX_TITLES = {
 
 
 def _appendix_config(**knobs: Any) -> str:
-  """The config (run name without seed) plan.py gives the full suite's
-  Switch E8 ablation run with these knobs."""
+  """plan.py's config (run name minus seed) of the E8 ablation with knobs."""
   budget = claims_plan.FULL
   return claims_analysis.config_name(claims_plan.switch(
       budget, 0, train_steps=budget.ablation_steps, **knobs).name)
@@ -311,9 +310,10 @@ def appendix_configs() -> Dict[str, Dict[str, Tuple[str, str]]]:
   }
 
 
-# Same-seed comparisons within a claim that its baseline does not make:
-# claim -> (config, the config it is compared with).
 def _contrasts() -> Dict[str, Tuple[str, str]]:
+  """claim -> (config, the config it is paired with): the comparisons a
+  claim is about that its baseline does not make (same capacity factor,
+  same precision)."""
   cf = claims_plan.PRIORITY_CAPACITY_FACTOR
   return {
       "priority_dropping": (
@@ -340,7 +340,7 @@ def _difference_text(row: Dict[str, Any], summary: Dict[str, Any],
   if not done:
     return NOT_RUN
   text = formatting.interval(summary) if summary else (
-      "no finished seed paired with the baseline yet")
+      "no finished seed to pair yet")
   if diverged:
     text += ", %d of %d seeds diverged" % (diverged, done)
   if done < planned:
@@ -402,9 +402,9 @@ def appendix_summary(results: ClaimResults) -> List[str]:
   baselines = claims_plan.ablation_baselines(claims_plan.FULL)
   for claim in claims_plan.APPENDIX_CLAIMS:
     for config, row in results.analysis[claim].items():
-      summary = row.get("val_ce_minus_baseline")
       if config == baselines[claim]:
         continue
+      summary = row.get("val_ce_minus_baseline")
       if not row.get("seeds_done"):
         missing += 1
       elif summary and summary["low"] is not None:
@@ -415,10 +415,12 @@ def appendix_summary(results: ClaimResults) -> List[str]:
   planned = {run.name for claim in claims_plan.APPENDIX_CLAIMS
              for run in results.plan[claim]}
   return ["- %d of %d runs stored, %d configs not run yet; %d of %d "
-          "differences to the baseline significant at 95%%%s."
+          "differences to the baseline significant at 95%%%s (about %.1f "
+          "would be by chance alone if no knob mattered)."
           % (len(planned & set(results.entries)), len(planned), missing,
              len(significant), intervals,
-             ": " + "; ".join(significant) if significant else "")]
+             ": " + "; ".join(significant) if significant else "",
+             0.05 * intervals)]
 
 
 def recipe_table(results: ClaimResults) -> List[str]:

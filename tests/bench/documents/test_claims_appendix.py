@@ -177,8 +177,8 @@ def test_diverged_and_missing_attention_runs(tmp_path):
   assert diverged[1:4] == ["3", "3", "–"]
   statement = next(line for line in block
                    if line.startswith("- Minus the baseline"))
-  assert ("Experts FF + attention, float32: no finished seed paired with "
-          "the baseline yet, 3 of 3 seeds diverged;") in statement
+  assert ("Experts FF + attention, float32: no finished seed to pair yet, "
+          "3 of 3 seeds diverged;") in statement
   assert "Experts FF + attention, bfloat16: not run yet;" in statement
   # Its same-precision contrast has no runs yet either.
   assert block[-2] == (
@@ -203,3 +203,5 @@ def test_summary_counts_runs_missing_configs_and_significant_ones(tmp_path):
       "to the baseline significant at 95%: argmax (no exploration) (")
   assert "gate priority (`switch_max`), cf 1.0 (%s)" % _interval(
       _deltas(SWITCH_MAX)) in line
+  assert line.endswith("(about 0.2 would be by chance alone if no knob "
+                       "mattered).")
