@@ -245,6 +245,9 @@ _APPENDIX_TITLES = {
     "priority_dropping": "Priority dropping (Mesh TF's `switch_max`)",
     "experts_attention": "Experts in attention (Table 10)",
 }
+# What the paper says where it gives no figure for a config.
+_APPENDIX_PAPER_NOTES = {"ntlb": paper.NTLB,
+                         "priority_dropping": paper.PRIORITY_DROPPING}
 
 
 def _appendix_config(**knobs: Any) -> str:
@@ -365,6 +368,8 @@ def _appendix_claim(results: ClaimResults, claim: str,
   lines = (["**%s.**" % _APPENDIX_TITLES[claim], ""]
            + _table(_ABLATION_HEADER + ("paper: NLP, higher is better",),
                     rows) + [""]
+           + (["- " + _APPENDIX_PAPER_NOTES[claim]]
+              if claim in _APPENDIX_PAPER_NOTES else [])
            + ["- Minus the baseline (paired by seed, 95%%): %s." %
               "; ".join(words)])
   if claim in _contrasts():

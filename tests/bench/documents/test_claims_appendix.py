@@ -156,6 +156,7 @@ def test_ntlb_difference_containing_zero_is_not_significant(tmp_path):
   expected = _interval(_deltas(NTLB))
   assert expected.endswith("not significant")
   assert _cells(block, "NTLB, up to 4 passes")[4] == expected
+  assert "- " + paper.NTLB in block  # no figure in Appendix B
   assert "NTLB, up to 4 passes: %s." % expected in block[-2]
 
 
