@@ -243,19 +243,31 @@ def _hours(value: Optional[float]) -> str:
   return "–" if value is None else "%.1f h" % value
 
 
-def time_lines(entries: Dict[str, Any], configs: Sequence[str]) -> List[str]:
+def time_lines(h: Headline) -> List[str]:
   """The stored runs' own training and evaluation time, per model.
 
   Measured while other work shared the machine (the load column), so
-  these are not step times: they say how long the runs took here.
+  these are not step times: they say how long the runs took here. Beside
+  them, the grid's training time at the idle step times (an estimate).
   """
-  md = ["| model | runs | training, mean (min–max) | evaluation, mean | "
-        "other processes' CPU share, mean |", "|---|---|---|---|---|"]
+  md = []
+  planned = [h.step_ms(c) for c in h.groups]
+  if planned and None not in planned:
+    md += ["At the idle step times (`%s`), training the whole grid (%d "
+           "models × %d seeds × %d steps, evaluation and input pipeline "
+           "excluded) takes %s: an estimate from the speed benchmark, not a "
+           "measurement." % (
+               h.times_entry, len(planned), len(headline.SEEDS),
+               headline.PROTOCOL.steps, _hours(target.grid_hours(
+                   headline.PROTOCOL.steps, dict(enumerate(planned)),
+                   len(headline.SEEDS)))), ""]
+  if not h.any_runs:
+    return md + ["No headline run is stored yet, so none has been timed."]
+  md += ["| model | runs | training, mean (min–max) | evaluation, mean | "
+         "other processes' CPU share, mean |", "|---|---|---|---|---|"]
   total, count = 0.0, 0
-  for config in configs:
-    found = [e for name, e in entries.items()
-             if claims_analysis.config_name(name) == config
-             and e.get("train_seconds") is not None]
+  for config, pairs in h.groups.items():
+    found = [e for _, e in pairs if e.get("train_seconds") is not None]
     if not found:
       md.append("| %s | 0 | – | – | – |" % model_name(config))
       continue
@@ -272,10 +284,24 @@ def time_lines(entries: Dict[str, Any], configs: Sequence[str]) -> List[str]:
         progress.format_duration(max(train)),
         progress.format_duration(sum(evals) / len(evals)),
         "%.0f%%" % (100 * sum(shares) / len(shares)) if shares else "–"))
-  md += ["", "Together %s for the %d stored runs (training + evaluation, "
-         "each measured under the load shown)." % (
-             progress.format_duration(total), count)]
-  return md
+  return md + ["", "Together %s for the %d stored runs (training + "
+               "evaluation, each measured under the load shown)." % (
+                   progress.format_duration(total), count)]
+
+
+def provenance_summary(entries: Dict[str, Any]) -> List[str]:
+  """How many stored runs match today's code and gin files; the stale ones."""
+  if not entries:
+    return ["No headline run is stored yet."]
+  stale = [name for name, entry in sorted(entries.items())
+           if provenance.stale_reasons(entry.get("provenance"))]
+  lines = ["Of the %d stored headline runs, %d carry provenance that matches "
+           "today's code and gin files and %d are stale (results/headline/"
+           "summary.md lists each with its commit and load)." % (
+               len(entries), len(entries) - len(stale), len(stale))]
+  if stale:
+    lines.append("Stale: %s." % ", ".join("`%s`" % n for n in stale))
+  return lines
 
 
 def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
@@ -385,8 +411,7 @@ def write(store: store_lib.ResultStore, out_dir: str,
   md += table_lines(h) + [""] + figure_lines(h, "") + [""]
   md += ["## Target", ""] + target_lines(h) + [""]
   md += ["## Extrapolation", ""] + extrapolation_lines(h) + [""]
-  md += ["## Time of the runs", ""] + time_lines(
-      entries, list(h.groups)) + [""]
+  md += ["## Time of the runs", ""] + time_lines(h) + [""]
   pilots_path = os.path.join(out_dir, PILOTS_FILE)
   if os.path.exists(pilots_path):
     md += ["## Pilots", "", "The runs the protocol was chosen by "

@@ -2,7 +2,7 @@
 
 `tools/write_docs.py` fills every marked section (markers.py) from the
 committed result files: speed_text.py from results/speed/, claims_text.py
-from results/claims/, runs_text.py from the demo and distillation records
+from results/claims/, headline_text.py from results/headline/, runs_text.py from the demo and distillation records
 in results/demo/ (records.py copies those out of a run folder).
 sections.py says which section each marker names. A test fails when a
 committed document differs from what the tool writes.

@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Sequence
 
 from switch_mtf.bench.common import invocations
 from switch_mtf.bench.documents import claims_text
+from switch_mtf.bench.documents import headline_text
 from switch_mtf.bench.documents import markers
 from switch_mtf.bench.documents import runs_text
 from switch_mtf.bench.documents import speed_text
@@ -101,6 +102,10 @@ class Sections:
     return claims_text.ClaimResults(os.path.join(self.results_dir, "claims"))
 
   @functools.cached_property
+  def headline(self) -> headline_text.HeadlineResults:
+    return headline_text.HeadlineResults(self.results_dir)
+
+  @functools.cached_property
   def demo(self) -> runs_text.RunRecord:
     return runs_text.RunRecord(os.path.join(self.repo_dir, DEMO_RECORD))
 
@@ -136,6 +141,7 @@ class Sections:
         "claims-steps": lambda: c.steps_per_second(self.claims),
         "claims-provenance": lambda: c.provenance_lines(self.claims),
         "bench-time": lambda: _invocations(self.results_dir),
+        **headline_text.sections(lambda: self.headline),
         "demo-runs": lambda: r.demo_runs(self.demo),
         "demo-comparison": lambda: r.demo_comparison(self.demo),
         "demo-evaluation": lambda: r.demo_evaluation(self.demo),
