@@ -13,7 +13,7 @@ import os
 import shlex
 import shutil
 import threading
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Collection, Dict, List, Sequence
 
 from switch_mtf.bench.claims import runs as claims_runs
 from switch_mtf.bench.common import provenance
@@ -34,12 +34,15 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
             plan_runs: Sequence[claims_runs.Run] = (),
             jobs: int = 1, command: str = "",
             rerun_stale: bool = False,
-            code_parts: Sequence[str] = provenance.CLI_CODE) -> None:
+            code_parts: Sequence[str] = provenance.CLI_CODE,
+            keep: Collection[str] = ()) -> None:
   """Trains and evaluates every run the store lacks, in the given order.
 
   plan_runs: every run of the plan (default: `runs`), where fine-tuning runs
-  find the pretraining run they start from. Model directories are deleted
-  after a run unless keep_checkpoints or some planned run starts from it.
+  find the pretraining run they start from and students their teacher.
+  Model directories are deleted after a run unless keep_checkpoints, some
+  planned run starts from it or learns from it, or its name is in `keep`
+  (the possible teachers of a later part).
   jobs: CLI runs at a time, for machines with cores to spare (on 2 cores
   two tiny runs side by side barely beat one after the other); a
   fine-tuning run waits for its pretraining run.
@@ -50,7 +53,8 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   provenance's code hash).
   """
   by_name = {r.name: r for r in list(plan_runs) + list(runs)}
-  needed = {r.init_from for r in by_name.values() if r.init_from}
+  needed = {r.init_from for r in by_name.values() if r.init_from} | {
+      r.teacher for r in by_name.values() if r.teacher} | set(keep)
   lock = threading.Lock()  # the store and the log are shared by the jobs
   started: Dict[str, concurrent.futures.Future] = {}
 
@@ -74,15 +78,28 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
     if run.init_from and init_run is None:
       raise ValueError("run %s starts from %s, which is not planned; plan "
                        "the pretraining run too." % (run.name, run.init_from))
-    if init_run and init_run.name in started:
-      started[init_run.name].result()
-    if init_run and not store.done(init_run.name):
-      locked_log("claims: %s skipped: its pretraining run %s has not run "
-                 "yet" % (run.name, init_run.name))
+    teacher = by_name.get(run.teacher) if run.teacher else None
+    if run.teacher and teacher is None:
+      raise ValueError("run %s learns from %s, which is not planned; plan "
+                       "the teacher run too." % (run.name, run.teacher))
+    for before, what in ((init_run, "pretraining run"), (teacher, "teacher")):
+      if before and before.name in started:
+        started[before.name].result()
+      if before and not store.done(before.name):
+        locked_log("claims: %s skipped: its %s %s has not run yet" % (
+            run.name, what, before.name))
+        return
+    if teacher and not os.path.exists(
+        launcher.teacher_checkpoint(teacher) + ".index"):
+      locked_log("claims: %s skipped: its teacher's checkpoint %s is "
+                 "missing (model dirs are scratch, not results: copy %s's "
+                 "model dir from the machine that trained it, or train it "
+                 "again)" % (run.name, launcher.teacher_checkpoint(teacher),
+                             teacher.name))
       return
     locked_log("claims: [%d/%d] %s" % (index + 1, len(runs), run.name))
     try:
-      entry = execute(run, launcher, init_run, command, code_parts)
+      entry = execute(run, launcher, init_run, command, code_parts, teacher)
     except RunFailed as e:
       locked_log("claims: FAILED %s (not stored; the next call retries it)"
                  % e)
@@ -103,13 +120,13 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
 
 def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,
             init_run: claims_runs.Run = None, command: str = "",
-            code_parts: Sequence[str] = provenance.CLI_CODE
-            ) -> Dict[str, Any]:
+            code_parts: Sequence[str] = provenance.CLI_CODE,
+            teacher: claims_runs.Run = None) -> Dict[str, Any]:
   """Trains (resuming from checkpoints), evaluates, parses; one entry."""
   init_steps = init_run.train_steps if init_run else 0
   model_dir = launcher.model_dir(run)
-  train_cmd = launcher.train_command(run, init_run, init_steps)
-  eval_cmd = (launcher.eval_command(run, init_run, init_steps)
+  train_cmd = launcher.train_command(run, init_run, init_steps, teacher)
+  eval_cmd = (launcher.eval_command(run, init_run, init_steps, teacher)
               if run.eval_kind != "none" else None)
   attempt = len([f for f in os.listdir(model_dir) if f.startswith("train.")]
                 ) if os.path.isdir(model_dir) else 0

@@ -26,6 +26,9 @@ PRETRAIN_MIXTURE = "wiki_span_corruption"
 # Validation: 21 batches x 32 sequences = 672 examples (the anchor's).
 PERPLEXITY_EVAL_STEPS = 21
 DIVERGED_MARKERS = ("NaN loss during training",)
+# The distillation gin files' macro for the teacher's checkpoint
+# (training/distill.py's CHECKPOINT_MACRO).
+TEACHER_MACRO = "TEACHER_CHECKPOINT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +45,29 @@ class Run:
   checkpoint_every: int = 250
   init_from: Optional[str] = None  # name of the pretraining run to start from
   eval_kind: str = "perplexity"  # "decode" (the task's metrics) or "none"
+  # Distillation: the planned run whose final checkpoint teaches this one.
+  # Its model gin comes before this run's (a distillation gin building on
+  # it), its gin params before this run's, and TEACHER_CHECKPOINT names
+  # its final checkpoint.
+  teacher: Optional[str] = None
+  eval_gin_params: Tuple[str, ...] = ()  # bindings of the evaluation only
 
   def as_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
+    """The config as stored; fields added later are left out at their default.
+
+    A stored entry whose config differs from the plan's is run again, so a
+    new field must not change the stored configs of the runs without it.
+    """
+    out = dataclasses.asdict(self)
+    for name in _LATER_FIELDS:
+      if out[name] == _DEFAULTS[name]:
+        del out[name]
+    return out
+
+
+# Fields added after results were stored (see Run.as_dict).
+_LATER_FIELDS = ("teacher", "eval_gin_params")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Run)}
 
 
 class Launcher:
@@ -63,12 +86,23 @@ class Launcher:
   def model_dir(self, run: Run) -> str:
     return os.path.join(self.work_dir, run.name)
 
+  def teacher_checkpoint(self, teacher: Run) -> str:
+    """The teacher run's final checkpoint (its model dir must be kept)."""
+    return os.path.join(self.model_dir(teacher),
+                        "model.ckpt-%d" % teacher.train_steps)
+
   def base_flags(self, run: Run, init_run: Optional[Run] = None,
-                 init_steps: int = 0) -> List[str]:
+                 init_steps: int = 0,
+                 teacher: Optional[Run] = None) -> List[str]:
+    if (teacher is None) != (run.teacher is None) or (
+        teacher is not None and teacher.name != run.teacher):
+      raise ValueError("run %s names teacher %r but was given %r" % (
+          run.name, run.teacher, teacher and teacher.name))
     flags = [
         "--model_dir=" + self.model_dir(run),
         "--module_import=switch_mtf.tasks",
         "--gin_file=dataset.gin",
+        *(["--gin_file=" + teacher.model_gin] if teacher else []),
         "--gin_file=" + run.model_gin,
         "--gin_file=" + run.recipe_gin,
         *gin_paths.guard_flags(self.guarded),
@@ -83,6 +117,10 @@ class Launcher:
       flags.append("--gin_param=utils.run.init_checkpoint = '%s'"
                    % os.path.join(self.model_dir(init_run),
                                   "model.ckpt-%d" % init_steps))
+    if teacher is not None:
+      flags += ["--gin_param=" + p for p in teacher.gin_params]
+      flags.append("--gin_param=%s = '%s'" % (
+          TEACHER_MACRO, self.teacher_checkpoint(teacher)))
     flags += ["--gin_param=" + p for p in run.gin_params]
     return flags
 
@@ -94,12 +132,15 @@ class Launcher:
             "--activation_dtype=" + run.activation_dtype]
 
   def train_command(self, run: Run, init_run: Optional[Run] = None,
-                    init_steps: int = 0) -> List[str]:
-    return self.executable(run) + self.base_flags(run, init_run, init_steps)
+                    init_steps: int = 0,
+                    teacher: Optional[Run] = None) -> List[str]:
+    return self.executable(run) + self.base_flags(run, init_run, init_steps,
+                                                  teacher)
 
   def eval_command(self, run: Run, init_run: Optional[Run] = None,
-                   init_steps: int = 0) -> List[str]:
-    flags = self.base_flags(run, init_run, init_steps)
+                   init_steps: int = 0,
+                   teacher: Optional[Run] = None) -> List[str]:
+    flags = self.base_flags(run, init_run, init_steps, teacher)
     if run.eval_kind == "perplexity":
       flags += [
           "--gin_file=perplexity_eval.gin",
@@ -110,6 +151,7 @@ class Launcher:
     else:
       flags += ["--gin_file=bench/decode_eval.gin"]
     flags.append("--gin_param=utils.run.eval_checkpoint_step = 'all'")
+    flags += ["--gin_param=" + p for p in run.eval_gin_params]
     return self.executable(run) + flags
 
   def execute(self, command: Sequence[str], log_path: str) -> Tuple[int, float]:

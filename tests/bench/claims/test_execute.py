@@ -3,7 +3,12 @@
 No timings: bookkeeping checked against hand-computed values.
 """
 
+import json
+import os
+import shlex
 import time
+
+import pytest
 
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import runs as claims_runs
@@ -29,6 +34,13 @@ class _FakeLauncher(claims_runs.Launcher):
         f.write("INFO:tensorflow:Saving checkpoints for 0 into m.\n")
         f.write("".join("step, tf_loss[%g][%d]\n" % (9 - i, i)
                         for i in range(1, 5)))
+        # The final checkpoint's index file, as the CLI leaves it.
+        steps = next(c for c in command if "utils.run.train_steps" in c)
+        model_dir = next(c for c in command if c.startswith("--model_dir="))
+        with open(os.path.join(model_dir.split("=", 1)[1], "model.ckpt-%s"
+                               ".index" % steps.split("=")[-1].strip()),
+                  "w"):
+          pass
     return 0, 0.1
 
 
@@ -98,3 +110,90 @@ def test_provenance_is_the_code_at_the_start_of_training(tmp_path,
                         train_steps=4)
   entry = claims_execute.execute(run, launcher)
   assert entry["provenance"]["code_sha256"] == "hash at start"
+
+
+def test_stored_entries_from_before_the_teacher_field_still_count_as_done(
+    tmp_path):
+  # The committed pilot was stored before Run had teacher and
+  # eval_gin_params: the same run planned today must match it and be
+  # skipped, not trained again.
+  from tests import repo_paths  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(repo_paths.REPO_DIR, "results", "headline",
+                         "pilots.json")) as f:
+    name, stored = next(iter(json.load(f)["entries"].items()))
+  assert "teacher" not in stored["run"]
+  run = claims_runs.Run(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in stored["run"].items()})
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  store.put(name, stored)
+  launcher = _FakeLauncher(str(tmp_path / "work"))
+  said = []
+  claims_execute.run_all([run], store, launcher, log=said.append)
+  assert launcher.commands == []
+  assert said[-1] == "claims: %s done, skipped" % name
+  # A teacher (or evaluation bindings) is part of the stored config.
+  student = claims_runs.Run(name="s_s0", model_gin="distill/pretrain.gin",
+                            teacher=name, eval_gin_params=("X = 1",))
+  assert student.as_dict()["teacher"] == name
+  assert student.as_dict()["eval_gin_params"] == ("X = 1",)
+
+
+def _student(teacher, **kwargs):
+  return claims_runs.Run(name="student_s0", model_gin="distill/pretrain.gin",
+                         gin_params=("FRACTION_SOFT = 0.25",), train_steps=4,
+                         teacher=teacher.name,
+                         eval_gin_params=("FRACTION_SOFT = 0.0",), **kwargs)
+
+
+def test_a_student_waits_for_its_teacher_whose_model_dir_is_kept(tmp_path):
+  teacher = claims_runs.Run(name="teacher_s0",
+                            model_gin="models/switch_tiny.gin",
+                            gin_params=("num_experts = 4",), train_steps=4)
+  other = claims_runs.Run(name="other_s0", model_gin="models/t5_tiny.gin",
+                          train_steps=4)
+  student = _student(teacher)
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  launcher = _FakeLauncher(str(tmp_path / "work"), seconds=0.2)
+  # Two at a time: the student's job waits for its teacher's.
+  claims_execute.run_all([teacher, student, other], store, launcher,
+                         log=lambda message: None, keep_checkpoints=False,
+                         jobs=2, keep=("other_s0",))
+  dirs = [next(c for c in command if c.startswith("--model_dir="))
+          for command in launcher.commands]
+  teacher_dir = "--model_dir=" + launcher.model_dir(teacher)
+  student_dir = "--model_dir=" + launcher.model_dir(student)
+  assert dirs.index(student_dir) > max(
+      i for i, d in enumerate(dirs) if d == teacher_dir)
+  # The teacher's dir is kept for its students, other_s0's as asked.
+  assert os.path.isdir(launcher.model_dir(teacher))
+  assert os.path.isdir(launcher.model_dir(other))
+  assert not os.path.isdir(launcher.model_dir(student))
+  checkpoint = os.path.join(launcher.model_dir(teacher), "model.ckpt-4")
+  entry = store.get("student_s0")
+  train = shlex.split(entry["train_command"])
+  assert "--gin_param=TEACHER_CHECKPOINT = '%s'" % checkpoint in train
+  # The student is scored alone: the evaluation's bindings come last.
+  assert shlex.split(entry["eval_command"])[-1] == (
+      "--gin_param=FRACTION_SOFT = 0.0")
+
+
+def test_a_student_whose_teacher_checkpoint_is_missing_is_skipped(tmp_path):
+  teacher = claims_runs.Run(name="teacher_s0",
+                            model_gin="models/switch_tiny.gin", train_steps=4)
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  store.put(teacher.name, {"run": teacher.as_dict()})  # stored elsewhere
+  launcher = _FakeLauncher(str(tmp_path / "work"))
+  said = []
+  claims_execute.run_all([_student(teacher)], store, launcher,
+                         log=said.append, plan_runs=[teacher])
+  assert launcher.commands == [] and not store.done("student_s0")
+  assert said == ["claims: student_s0 skipped: its teacher's checkpoint %s "
+                  "is missing (model dirs are scratch, not results: copy "
+                  "teacher_s0's model dir from the machine that trained it, "
+                  "or train it again)" % os.path.join(
+                      launcher.model_dir(teacher), "model.ckpt-4")]
+  # Not planned at all: a planning error before any work.
+  with pytest.raises(ValueError, match="learns from teacher_s0, which is "
+                     "not planned"):
+    claims_execute.run_all([_student(teacher)], store, launcher,
+                           log=said.append)

@@ -3,6 +3,10 @@
 No timings: bookkeeping checked against hand-computed values.
 """
 
+import os
+
+import pytest
+
 from switch_mtf.bench.claims import runs as claims_runs
 
 
@@ -44,3 +48,39 @@ def test_runs_are_guarded_and_seeded_unless_asked_not_to(tmp_path):
                                    guarded=False).train_command(run)
   assert [f for f in guarded if f != "--gin_file=runs/reliable.gin"] == (
       unguarded)
+
+
+def test_a_students_command_builds_on_its_teachers_model(tmp_path):
+  from switch_mtf.training import distill  # pylint: disable=g-import-not-at-top
+  teacher = claims_runs.Run(name="t_s1", model_gin="models/switch_tiny.gin",
+                            gin_params=("num_experts = 32",), train_steps=30)
+  student = claims_runs.Run(name="s_s1", model_gin="distill/pretrain.gin",
+                            gin_params=("FRACTION_SOFT = 1.0",), seed=1,
+                            teacher="t_s1",
+                            eval_gin_params=("FRACTION_SOFT = 0.0",))
+  launcher = claims_runs.Launcher(str(tmp_path))
+  train = launcher.train_command(student, teacher=teacher)
+  # The distillation gin composes after the teacher's model gin (whose
+  # unscoped bindings configure both models), the teacher's bindings before
+  # the student's own, the checkpoint under the gin files' macro.
+  gin_files = [f for f in train if f.startswith("--gin_file=")]
+  assert gin_files[:4] == ["--gin_file=dataset.gin",
+                           "--gin_file=models/switch_tiny.gin",
+                           "--gin_file=distill/pretrain.gin",
+                           "--gin_file=bench/pretrain_recipe.gin"]
+  assert claims_runs.TEACHER_MACRO == distill.CHECKPOINT_MACRO
+  params = [f for f in train if f.startswith("--gin_param=")]
+  assert params[-3:] == [
+      "--gin_param=num_experts = 32",
+      "--gin_param=TEACHER_CHECKPOINT = '%s'" % os.path.join(
+          str(tmp_path), "t_s1", "model.ckpt-30"),
+      "--gin_param=FRACTION_SOFT = 1.0"]
+  evaluation = launcher.eval_command(student, teacher=teacher)
+  assert evaluation[-1] == "--gin_param=FRACTION_SOFT = 0.0"
+  assert "--gin_param=FRACTION_SOFT = 0.0" not in train
+  # A run that names a teacher cannot be launched without it, nor with
+  # another.
+  with pytest.raises(ValueError, match="names teacher 't_s1' but was given"):
+    launcher.train_command(student)
+  with pytest.raises(ValueError, match="names teacher None"):
+    launcher.train_command(teacher, teacher=teacher)
