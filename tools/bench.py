@@ -7,9 +7,20 @@
   python tools/bench.py --report_only             # re-write the Markdown
 
 Results (JSON + summary.md + PNGs, each JSON recording the commands that
-produced it) go to results/{speed,claims}/ (quick: results/quick/...).
-Finished blocks and runs are skipped on the next call; CLI model
-directories are scratch under --work_dir. See switch_mtf/bench/suite.py.
+produced it) go to results/{speed,claims,headline}/ (quick:
+results/quick/...). Finished blocks and runs are skipped on the next call;
+CLI model directories are scratch under --work_dir. See
+switch_mtf/bench/suite.py.
+
+How long: every invocation records its wall-clock in
+results/invocations.json; docs/results.md section 6 lists them with the
+time the stored runs took, section 5 the headline runs' own training and
+evaluation time (measured under the load recorded with each; other work
+shared the machine) and the grid's training time at the idle step times.
+The headline part is the longest: 12 CLI runs of 3000 steps, planned to
+fit the issue's 10 hours of this 2-core machine; its distillation part
+(headline_distill) about as long again. The large Wikipedia corpus they
+train on is built first if missing.
 """
 
 import argparse
@@ -21,12 +32,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true",
                       help="the < 15 minute subset (make bench-quick).")
   parser.add_argument("--parts", default="",
                       help="comma list of speed,models,paper,profile,cluster,"
-                      "claims,headline.")
+                      "claims,headline,headline_distill (default: all; "
+                      "headline and headline_distill take hours: see "
+                      "docs/results.md section 5).")
   parser.add_argument("--results_dir", default="results")
   parser.add_argument("--work_dir", default=None,
                       help="scratch folder for CLI model directories "

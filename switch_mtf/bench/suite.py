@@ -9,8 +9,12 @@ Parts (each resumable, each with its own JSON under the results folder):
   cluster  the cluster layouts over worker processes:
            bytes between tasks, step time vs one process -> speed/cluster.json
   claims   the paper's claims through the CLI         -> claims/runs.json
-  headline the headline experiment (issue 18): pilots and the
-           main runs on the large Wikipedia corpus    -> headline/runs.json
+  headline the headline experiment (issue 18): dense and Switch
+           E8/E32/E128 x 3 seeds on the large Wikipedia
+           corpus                                     -> headline/runs.json
+  headline_distill  paper Table 6 on the same protocol, after the
+           grid: four students per seed from the best Switch
+           teacher, if it is clearly better than dense -> headline/runs.json
 Quick mode runs speed (a smaller grid), models (fewer experts), paper and
 one seed of the sample-efficiency curve at 200 steps, into quick/.
 
@@ -29,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import headline
+from switch_mtf.bench.claims import headline_distill
 from switch_mtf.bench.claims import headline_report
 from switch_mtf.bench.claims import plan as claims_plan
 from switch_mtf.bench.claims import report as claims_report
@@ -48,7 +53,7 @@ from switch_mtf.cli import gin_paths
 from switch_mtf.tasks import wiki_large
 
 PARTS = ("speed", "models", "paper", "profile", "cluster", "claims",
-         "headline")
+         "headline", "headline_distill")
 PRECISION_KEY = "tiny/precision"  # paper Table 2's speed column
 QUICK_PARTS = ("speed", "models", "paper", "claims")
 SPEED_PARTS = ("speed", "models", "paper", "profile", "cluster")
@@ -169,6 +174,15 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
   return written
 
 
+def _headline_launcher(options: Options, log: Callable[[str], None]
+                       ) -> claims_runs.Launcher:
+  """The headline runs' launcher, once their corpus is built (and checked)."""
+  wiki_large.ensure_built()
+  return claims_runs.Launcher(os.path.abspath(options.work_dir), log,
+                              guarded=not options.unguarded,
+                              perplexity_eval_steps=headline.EVAL_STEPS)
+
+
 def _run_parts(options: Options, parts: Sequence[str],
                log: Callable[[str], None]
                ) -> Tuple[List[str], Dict[str, store_lib.ResultStore]]:
@@ -276,11 +290,7 @@ def _run_parts(options: Options, parts: Sequence[str],
   if "headline" in parts and not options.quick:
     headline_store = store("runs", dirs["headline"], key="headline")
     if not options.report_only:
-      wiki_large.ensure_built()
-      launcher = claims_runs.Launcher(
-          os.path.abspath(options.work_dir), log,
-          guarded=not options.unguarded,
-          perplexity_eval_steps=headline.EVAL_STEPS)
+      launcher = _headline_launcher(options, log)
       planned = [r for group in headline.plan().values() for r in group]
       runs = [r for r in planned if not options.run_filter or any(
           fnmatch.fnmatch(r.name, p) for p in options.run_filter)]
@@ -288,7 +298,26 @@ def _run_parts(options: Options, parts: Sequence[str],
                              options.keep_checkpoints, planned,
                              jobs=options.jobs, command=options.command or "",
                              rerun_stale=options.rerun_stale,
-                             code_parts=headline.CODE)
-    written.append(headline_report.write(headline_store, dirs["headline"],
-                                         dirs["speed"]))
+                             code_parts=headline.CODE,
+                             keep=headline_distill.candidate_teachers())
+  if "headline_distill" in parts and not options.quick:
+    # The grid's store: the students' teachers must be done in it.
+    headline_store = stores.get("headline") or store(
+        "runs", dirs["headline"], key="headline")
+    decision = headline_distill.decide(dict(headline_store.items()))
+    if not options.report_only and decision["teacher"] is None:
+      log("headline_distill: no students: %s" % decision["reason"])
+    elif not options.report_only:
+      launcher = _headline_launcher(options, log)
+      students = headline_distill.students(decision["teacher"])
+      runs = [r for r in students if not options.run_filter or any(
+          fnmatch.fnmatch(r.name, p) for p in options.run_filter)]
+      claims_execute.run_all(
+          runs, headline_store, launcher, log, options.keep_checkpoints,
+          [r for group in headline.plan().values() for r in group] + students,
+          jobs=options.jobs, command=options.command or "",
+          rerun_stale=options.rerun_stale, code_parts=headline.CODE)
+  if "headline" in stores:  # one report for the grid and the students
+    written.append(headline_report.write(stores["headline"],
+                                         dirs["headline"], dirs["speed"]))
   return written, stores

@@ -19,6 +19,7 @@ from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import formatting
 from switch_mtf.bench.claims import headline
+from switch_mtf.bench.claims import headline_distill as distill
 from switch_mtf.bench.claims import headline_target as target
 from switch_mtf.bench.claims import report as claims_report
 from switch_mtf.bench.common import plots
@@ -109,9 +110,13 @@ class Headline:
 
   def analysis(self) -> Dict[str, Any]:
     """What analysis.json holds: every figure the summary quotes."""
+    decision = distill.decide(self.entries)
     return {self.label: self.result, "target": self.check,
             "extrapolation": self.extrapolation,
-            "step_times": {"entry": self.times_entry, "ms": self.times}}
+            "step_times": {"entry": self.times_entry, "ms": self.times},
+            "distillation": dict(decision, students=distill.analyze(
+                self.entries, decision["teacher"])
+                                 if decision["teacher"] else None)}
 
 
 def _mean_interval(summary: Optional[Dict[str, Any]], digits: int = 3) -> str:
@@ -289,6 +294,75 @@ def time_lines(h: Headline) -> List[str]:
                    progress.format_duration(total), count)]
 
 
+def _kept(summary: Optional[Dict[str, Any]]) -> str:
+  if not summary:
+    return "–"
+  if summary["low"] is None:
+    return "%.0f%% (n=1, no interval)" % (100 * summary["mean"])
+  return "%.0f%% [%.0f%%, %.0f%%] (n=%d)" % (
+      100 * summary["mean"], 100 * summary["low"], 100 * summary["high"],
+      summary["n"])
+
+
+def _per_seed(finals: Dict[int, float]) -> str:
+  return ", ".join("s%d %.3f" % (s, v) for s, v in sorted(finals.items())
+                   ) or "–"
+
+
+def distill_lines(h: Headline) -> List[str]:
+  """Paper Table 6 on this protocol: the teacher, the students, gain kept."""
+  decision = distill.decide(h.entries)
+  experts = decision["teacher"]
+  md = ["Teacher: %s." % decision["reason"], ""]
+  if experts is None:
+    md += ["No student is planned until then. The rows, each a %d-step "
+           "run per seed, and their training time at the idle step times "
+           "(`%s`; an estimate: a distilling student's step is taken as a "
+           "dense step plus a third of the teacher's, its forward pass; "
+           "evaluation excluded):" % (headline.PROTOCOL.steps,
+                                      h.times_entry), "",
+           "| row | paper (Table 6): neg. log perplexity, gain kept | %s |"
+           % " | ".join("with Switch E%d" % e
+                        for e in distill.CANDIDATE_EXPERTS),
+           "|---|---|%s" % ("---|" * len(distill.CANDIDATE_EXPERTS))]
+    for row in distill.ROWS:
+      md.append("| %s | %s, %s | %s |" % (
+          row.label, row.paper_nlp, row.paper_kept, " | ".join(
+              _minutes(distill.estimated_minutes(h.times, e, row))
+              for e in distill.CANDIDATE_EXPERTS)))
+    return md
+  result = distill.analyze(h.entries, experts)
+  md += ["| model | paper (Table 6): neg. log perplexity, gain kept | seeds "
+         "| final val CE per seed | − dense, paired by seed: mean [95% CI] "
+         "| teacher's gain kept: mean [95% CI] | training time per run at "
+         "the idle step times (estimate) |", "|---|---|---|---|---|---|---|",
+         "| dense (t5_tiny) | %s, – | %d | %s | – | – | – |" % (
+             distill.PAPER_DENSE_NLP, len(result["dense"]),
+             _per_seed(result["dense"])),
+         "| teacher: Switch E%d | %s, – | %d | %s | %s | – | – |" % (
+             experts, distill.PAPER_TEACHER_NLP,
+             len(result["teacher_final"]), _per_seed(result["teacher_final"]),
+             formatting.interval(decision["gain"]))]
+  for row in distill.ROWS:
+    got = result["rows"][row.name]
+    kept = _kept(got.get("kept"))
+    if got["undefined_seeds"]:
+      kept += "; undefined for seed %s (teacher not better than dense)" % (
+          ", ".join(map(str, got["undefined_seeds"])))
+    md.append("| %s | %s, %s | %d | %s | %s | %s | %s |" % (
+        row.label, row.paper_nlp, row.paper_kept, len(got["final"]),
+        _per_seed(got["final"]), formatting.interval(got.get("minus_dense")),
+        kept, _minutes(distill.estimated_minutes(h.times, experts, row))))
+  return md + ["", "Gain kept = (dense − student) / (dense − teacher) in "
+               "final validation CE, per seed (the student's data order is "
+               "the seed's dense run's, its teacher the seed's Switch run), "
+               "with a 95% t-interval over the seeds."]
+
+
+def _minutes(value: Optional[float]) -> str:
+  return "–" if value is None else "%.0f min" % value
+
+
 def provenance_summary(entries: Dict[str, Any]) -> List[str]:
   """How many stored runs match today's code and gin files; the stale ones."""
   if not entries:
@@ -412,6 +486,11 @@ def write(store: store_lib.ResultStore, out_dir: str,
   md += ["## Target", ""] + target_lines(h) + [""]
   md += ["## Extrapolation", ""] + extrapolation_lines(h) + [""]
   md += ["## Time of the runs", ""] + time_lines(h) + [""]
+  md += ["## Distillation (paper Table 6)", "",
+         "tools/bench.py --parts=headline_distill, after the grid; "
+         "switch_mtf/bench/claims/headline_distill.py says how the teacher "
+         "is chosen and why each row is configured as it is.", ""]
+  md += distill_lines(h) + [""]
   pilots_path = os.path.join(out_dir, PILOTS_FILE)
   if os.path.exists(pilots_path):
     md += ["## Pilots", "", "The runs the protocol was chosen by "

@@ -65,6 +65,10 @@ def time(results: HeadlineResults) -> List[str]:
   return headline_report.time_lines(results.headline)
 
 
+def distillation(results: HeadlineResults) -> List[str]:
+  return headline_report.distill_lines(results.headline)
+
+
 def provenance_lines(results: HeadlineResults) -> List[str]:
   main = {name: entry for name, entry in results.entries.items()
           if any(run.name == name for run in results.headline.runs)}
@@ -82,5 +86,6 @@ def sections(results: Callable[[], HeadlineResults]
       "headline-extrapolation": lambda: extrapolation(results()),
       "headline-pilots": lambda: pilots(results()),
       "headline-time": lambda: time(results()),
+      "headline-distill": lambda: distillation(results()),
       "headline-provenance": lambda: provenance_lines(results()),
   }
