@@ -41,6 +41,7 @@ docs/checkpoints.md has the name mapping and the cases that are refused.
 import argparse
 import os
 import sys
+import time
 from typing import List, Optional
 
 # Before TensorFlow loads: keep its C++ start-up notices off the terminal.
@@ -60,10 +61,10 @@ def _add_mtf_output_flags(parser: argparse.ArgumentParser) -> None:
                       help="dtype of the Mesh TF checkpoint, bound as the "
                       "gin's master dtype (default: %(default)s, Mesh TF's "
                       "default; float32 keeps float32 weights exact)")
-  parser.add_argument("--shard_mb", type=int, default=128,
+  parser.add_argument("--shard_mb", type=int, default=64,
                       help="checkpoint shard size in MiB; peak memory is "
-                      "about one shard or one tensor, whichever is larger "
-                      "(default: %(default)s)")
+                      "about two shards or two tensors, whichever are "
+                      "larger, over TensorFlow's own (default: %(default)s)")
   parser.add_argument("--vocabulary", default=None,
                       help="SentencePiece model of the model's vocabulary "
                       "(default: the source's spiece.model)")
@@ -131,8 +132,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
   return build_parser().parse_args(argv)
 
 
-def _print_model_dir(result) -> None:
-  print("wrote %s (%.1f MB)" % (result.model_dir, result.bytes_written / 1e6))
+def _print_model_dir(result, seconds: float) -> None:
+  print("wrote %s (%.1f MB in %.2f s)" % (
+      result.model_dir, result.bytes_written / 1e6, seconds))
   print("  checkpoint: %s" % result.checkpoint_prefix)
   print("  gin:        --gin_file=%s" % result.gin_file)
 
@@ -145,13 +147,14 @@ def main(argv: Optional[List[str]] = None) -> int:
   from switch_mtf.checkpoints import import_t5x
   from switch_mtf.checkpoints.errors import ConversionError
   # pylint: enable=g-import-not-at-top
+  start = time.monotonic()  # the conversion's own time, after the imports
   try:
     if args.mode == "hf-to-mtf":
       result = import_hf.import_hf(
           args.hf_dir, args.model_dir, dtype=args.dtype, step=args.step,
           vocabulary=args.vocabulary, overwrite=args.overwrite,
           shard_bytes=args.shard_mb << 20)
-      _print_model_dir(result)
+      _print_model_dir(result, time.monotonic() - start)
     elif args.mode == "t5x-to-mtf":
       if not args.vocabulary:
         raise ConversionError(
@@ -162,16 +165,16 @@ def main(argv: Optional[List[str]] = None) -> int:
           args.t5x_dir, args.model_dir, args.vocabulary, dtype=args.dtype,
           step=args.step, overwrite=args.overwrite,
           shard_bytes=args.shard_mb << 20)
-      _print_model_dir(result)
+      _print_model_dir(result, time.monotonic() - start)
     else:
       result = export_hf.export_hf(
           args.model_dir, args.hf_dir, gin_files=args.gin_file,
           gin_params=args.gin_param, step=args.step,
           expert_capacity=args.expert_capacity, vocabulary=args.vocabulary,
           overwrite=args.overwrite, shard_bytes=args.shard_mb << 20)
-      print("wrote %s (%.1f MB, %s)" % (result.hf_dir,
-                                        result.bytes_written / 1e6,
-                                        result.config["architectures"][0]))
+      print("wrote %s (%.1f MB in %.2f s, %s)" % (
+          result.hf_dir, result.bytes_written / 1e6,
+          time.monotonic() - start, result.config["architectures"][0]))
   except ConversionError as e:
     print("convert_checkpoint: error: %s" % e, file=sys.stderr)
     return 2

@@ -6,12 +6,14 @@ through Mesh TF (mtf_model.py); what transformers 4.31 cannot represent is
 refused with the reason (hf_config.write). The checkpoint must hold exactly
 the model's variables (optimizer slots and the step are skipped). Tensors
 stream from the checkpoint into sharded safetensors files with the
-`format: pt` metadata transformers requires, in the checkpoint's dtype.
+`format: pt` metadata transformers requires, in the checkpoint's dtype; a
+thread reads and transposes up to READ_AHEAD_BYTES ahead of the writes.
 HF keeps no routing knobs but a per-sequence expert capacity, so the Mesh
 TF routing is recorded in config.json's `mesh_tf_routing` entry, which
 import_hf reads back.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,6 +26,7 @@ from switch_mtf.checkpoints import model_dir as model_dir_lib
 from switch_mtf.checkpoints import mtf_checkpoint
 from switch_mtf.checkpoints import mtf_model
 from switch_mtf.checkpoints import mtf_names
+from switch_mtf.checkpoints import read_ahead
 from switch_mtf.checkpoints import safetensors_file
 from switch_mtf.checkpoints import tensor_plan
 from switch_mtf.checkpoints import vocabulary as vocabulary_lib
@@ -32,6 +35,8 @@ from switch_mtf.checkpoints.errors import ConversionError
 # transformers.SwitchTransformersConfig's default, the released ports' value.
 DEFAULT_EXPERT_CAPACITY = 64
 DEFAULT_SHARD_BYTES = 2 << 30
+# Tensors read and split ahead of the file writes (read_ahead.py).
+READ_AHEAD_BYTES = 64 << 20
 _SAFETENSORS_METADATA = {"format": "pt"}
 
 
@@ -88,10 +93,12 @@ def export_hf(model_dir: str, hf_dir: str,
   shards = _shards(specs, shard_bytes)
 
   final_dir = os.path.abspath(hf_dir)
-  with model_dir_lib.staged(hf_dir, overwrite) as staging:
-    arrays = (piece for m in mappings
-              for piece in tensor_plan.split(m, checkpoint.read(
-                  m.param.mtf_name)))
+  with model_dir_lib.staged(hf_dir, overwrite) as staging, (
+      contextlib.closing(read_ahead.ahead(
+          (piece for m in mappings
+           for piece in tensor_plan.split(m, checkpoint.read(
+               m.param.mtf_name))),
+          READ_AHEAD_BYTES, lambda array: array.nbytes))) as arrays:
     written = 0
     for file_name, file_specs in shards:
       written += safetensors_file.write(

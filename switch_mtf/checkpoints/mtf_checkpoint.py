@@ -4,12 +4,15 @@
 with `.index` and `.data-*` files plus the `checkpoint` state file, paths
 relative so the dir can move), a shard of at most `shard_bytes` at a time:
 each shard is written by a SaveV2 op into `model.ckpt-<step>_temp/`, and
-MergeV2Checkpoints joins them, so no more than one shard (or one tensor
-bigger than that) is in memory. Mesh TF restores variables by name, in the
-gin's master dtype, and skips optimizer slots it does not find
-(utils.run's init_checkpoint), so weights plus `global_step` suffice.
+MergeV2Checkpoints joins them. While TensorFlow writes one shard, a thread
+produces the next (read_ahead.py), so at most two shards (or two tensors
+bigger than a shard) and the tensor being made are in memory. Mesh TF
+restores variables by name, in the gin's master dtype, and skips optimizer
+slots it does not find (utils.run's init_checkpoint), so weights plus
+`global_step` suffice.
 """
 
+import contextlib
 import os
 import re
 from typing import Iterable, List, Tuple
@@ -18,13 +21,14 @@ from google.protobuf import text_format
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from switch_mtf.checkpoints import read_ahead
 from switch_mtf.checkpoints import tensor_source
 from switch_mtf.checkpoints.errors import ConversionError
 from switch_mtf.cli import checkpoints as cli_checkpoints
 
-# A shard's arrays and TensorFlow's copies of them are in memory at once:
-# 128 MiB keeps that well inside the 1 GB over twice the largest tensor.
-DEFAULT_SHARD_BYTES = 128 << 20
+# The shard being written, the next one and SaveV2's buffers are in memory
+# at once: 64 MiB shards keep that a few hundred MB above TensorFlow's own.
+DEFAULT_SHARD_BYTES = 64 << 20
 GLOBAL_STEP = "global_step"
 # Variables of training that are not model weights: the step and optimizer
 # slots (Adafactor's `<var>_slot_vr`, `_slot_vc`, `_slot_v`, `_slot_m`).
@@ -34,19 +38,27 @@ _TRAINING_STATE = re.compile(r"^global_step$|_slot_\w+$")
 def write(directory: str, step: int,
           tensors: Iterable[Tuple[str, np.ndarray]],
           shard_bytes: int = DEFAULT_SHARD_BYTES) -> str:
-  """Writes `model.ckpt-<step>` and the state file; returns the prefix."""
+  """Writes `model.ckpt-<step>` and the state file; returns the prefix.
+
+  `tensors` is consumed in a thread of its own, up to a shard ahead; give
+  arrays aligned as array_layout.aligned_empty makes them, or TensorFlow
+  copies each before writing it.
+  """
   prefix = cli_checkpoints.checkpoint_path(directory, step)
   temp_dir = prefix + "_temp"
   os.mkdir(temp_dir)
   parts: List[str] = []
   batch: List[Tuple[str, np.ndarray]] = []
   batch_bytes = 0
-  for name, array in tensors:
-    if batch and batch_bytes + array.nbytes > shard_bytes:
-      parts.append(_save_part(temp_dir, len(parts), batch))
-      batch, batch_bytes = [], 0
-    batch.append((name, array))
-    batch_bytes += array.nbytes
+  with contextlib.closing(read_ahead.ahead(
+      tensors, shard_bytes, lambda item: item[1].nbytes)) as produced:
+    for name, array in produced:
+      if batch and batch_bytes + array.nbytes > shard_bytes:
+        parts.append(_save_part(temp_dir, len(parts), batch))
+        batch, batch_bytes = [], 0
+      batch.append((name, array))
+      batch_bytes += array.nbytes
+      del array
   batch.append((GLOBAL_STEP, np.array(step, dtype=np.int64)))
   parts.append(_save_part(temp_dir, len(parts), batch))
   _run(lambda: tf.raw_ops.MergeV2Checkpoints(

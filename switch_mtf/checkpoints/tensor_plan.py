@@ -12,10 +12,11 @@ the source tensors of one Mesh TF variable.
 """
 
 import dataclasses
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from switch_mtf.checkpoints import array_layout
 from switch_mtf.checkpoints import mtf_names
 from switch_mtf.checkpoints import tensor_source
 from switch_mtf.checkpoints.errors import ConversionError
@@ -47,32 +48,38 @@ def source_shape(mapping: Mapping) -> Tuple[int, ...]:
   return tuple(reversed(shape[1:]))  # one expert, transposed
 
 
-def combine(mapping: Mapping, arrays: Sequence[np.ndarray],
+def combine(mapping: Mapping, read: Callable[[str], np.ndarray],
             dtype: str) -> np.ndarray:
-  """The Mesh TF variable from its source arrays, cast to `dtype`."""
-  numpy_dtype = tensor_source.NUMPY_DTYPES[dtype]
-  if mapping.op == COPY:
-    return np.asarray(arrays[0]).astype(numpy_dtype)
-  if mapping.op == TRANSPOSE:
-    return np.ascontiguousarray(np.asarray(arrays[0]).T, dtype=numpy_dtype)
-  if mapping.op == RESHAPE:
-    return np.asarray(arrays[0]).astype(numpy_dtype).reshape(
-        mapping.param.shape)
-  out = np.empty(mapping.param.shape, dtype=numpy_dtype)
-  for expert, array in enumerate(arrays):
-    out[expert] = np.asarray(array).T
+  """The Mesh TF variable from its sources, cast to `dtype`.
+
+  `read(name)` gives one source tensor; each is dropped once copied into
+  the output (an aligned new array), so one source at a time is in memory.
+  """
+  out = array_layout.aligned_empty(mapping.param.shape,
+                                   tensor_source.NUMPY_DTYPES[dtype])
+  if mapping.op == STACK_TRANSPOSED:
+    for expert, name in enumerate(mapping.sources):
+      array_layout.transpose_into(np.asarray(read(name)), out[expert])
+  elif mapping.op == TRANSPOSE:
+    array_layout.transpose_into(np.asarray(read(mapping.sources[0])), out)
+  else:  # COPY, RESHAPE: the same values in row-major order
+    array_layout.copy_into(
+        np.asarray(read(mapping.sources[0])).reshape(out.shape), out)
   return out
 
 
-def split(mapping: Mapping, array: np.ndarray) -> List[np.ndarray]:
-  """The source arrays of a Mesh TF variable (inverse of `combine`)."""
+def split(mapping: Mapping, array: np.ndarray) -> Iterator[np.ndarray]:
+  """The source arrays of a Mesh TF variable (inverse of `combine`), made
+  one at a time."""
   if mapping.op == COPY:
-    return [array]
-  if mapping.op == TRANSPOSE:
-    return [np.ascontiguousarray(array.T)]
-  if mapping.op == RESHAPE:
-    return [array.reshape(mapping.reshaped_from)]
-  return [np.ascontiguousarray(expert.T) for expert in array]
+    yield array
+  elif mapping.op == TRANSPOSE:
+    yield array_layout.transposed(array)
+  elif mapping.op == RESHAPE:
+    yield array.reshape(mapping.reshaped_from)
+  else:
+    for expert in array:
+      yield array_layout.transposed(expert)
 
 
 def check(mappings: Sequence[Mapping], source: tensor_source.TensorSource,
@@ -146,8 +153,7 @@ def stream(mappings: Sequence[Mapping], source: tensor_source.TensorSource,
            dtype: str) -> Iterator[Tuple[str, np.ndarray]]:
   """(Mesh TF name, values in `dtype`) for each mapping, one at a time."""
   for mapping in mappings:
-    arrays = [source.read(name) for name in mapping.sources]
-    yield mapping.param.mtf_name, combine(mapping, arrays, dtype)
+    yield mapping.param.mtf_name, combine(mapping, source.read, dtype)
 
 
 def by_mtf_name(mappings: Sequence[Mapping]) -> Dict[str, Mapping]:
