@@ -37,10 +37,16 @@ def lines(path: str, title: str, xlabel: str, ylabel: str,
     xs, ys = zip(*sorted(points))
     color, marker = (styles or KIND_STYLE).get(name, (None, "o"))
     ax.plot(xs, ys, marker=marker, color=color, label=name)
-  if logx:
-    ax.set_xscale("log", base=2)
   if logy:
     ax.set_yscale("log")
+  return _finish(fig, ax, path, title, xlabel, ylabel, logx)
+
+
+def _finish(fig, ax, path: str, title: str, xlabel: str, ylabel: str,
+            logx: bool) -> str:
+  """Axes, titles, grid and legend of a line plot, then saved."""
+  if logx:
+    ax.set_xscale("log", base=2)
   ax.set_title(title)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
@@ -123,11 +129,4 @@ def intervals(path: str, title: str, xlabel: str, ylabel: str,
     label, y, low, high = reference
     ax.axhline(y, color="black", linestyle="--", linewidth=1, label=label)
     ax.axhspan(low, high, color="black", alpha=0.08)
-  if logx:
-    ax.set_xscale("log", base=2)
-  ax.set_title(title)
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  ax.grid(True, alpha=0.3)
-  ax.legend(fontsize=8)
-  return _save(fig, path)
+  return _finish(fig, ax, path, title, xlabel, ylabel, logx)

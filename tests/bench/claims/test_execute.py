@@ -44,6 +44,15 @@ class _FakeLauncher(claims_runs.Launcher):
     return 0, 0.1
 
 
+def _started_after(launcher, later, earlier):
+  """Whether `later`'s first process came after all of `earlier`'s."""
+  dirs = [next(c for c in command if c.startswith("--model_dir="))
+          for command in launcher.commands]
+  return dirs.index("--model_dir=" + launcher.model_dir(later)) > max(
+      i for i, d in enumerate(dirs)
+      if d == "--model_dir=" + launcher.model_dir(earlier))
+
+
 def test_run_all_skips_finished_runs_and_reruns_stale_ones(tmp_path):
   runs = [claims_runs.Run(name="a_s0", model_gin="models/t5_tiny.gin",
                           gin_params=("num_experts = 8",), train_steps=4),
@@ -88,13 +97,8 @@ def test_run_all_two_jobs_stores_every_run_and_fine_tunes_after_pretraining(
   reloaded = store_lib.ResultStore(store.path)
   assert sorted(name for name, _ in reloaded.items()) == [
       "f_s0", "o_s0", "p_s0"]
-  dirs = [next(c for c in command if c.startswith("--model_dir="))
-          for command in launcher.commands]
-  finetune_dir = "--model_dir=" + launcher.model_dir(finetune)
-  pretrain_dir = "--model_dir=" + launcher.model_dir(pretrain)
   # Both of the pretraining run's processes (train, eval) came first.
-  assert dirs.index(finetune_dir) > max(
-      i for i, d in enumerate(dirs) if d == pretrain_dir)
+  assert _started_after(launcher, finetune, pretrain)
   assert "init_checkpoint" in store.get("f_s0")["train_command"]
 
 
@@ -158,12 +162,7 @@ def test_a_student_waits_for_its_teacher_whose_model_dir_is_kept(tmp_path):
   claims_execute.run_all([teacher, student, other], store, launcher,
                          log=lambda message: None, keep_checkpoints=False,
                          jobs=2, keep=("other_s0",))
-  dirs = [next(c for c in command if c.startswith("--model_dir="))
-          for command in launcher.commands]
-  teacher_dir = "--model_dir=" + launcher.model_dir(teacher)
-  student_dir = "--model_dir=" + launcher.model_dir(student)
-  assert dirs.index(student_dir) > max(
-      i for i, d in enumerate(dirs) if d == teacher_dir)
+  assert _started_after(launcher, student, teacher)
   # The teacher's dir is kept for its students, other_s0's as asked.
   assert os.path.isdir(launcher.model_dir(teacher))
   assert os.path.isdir(launcher.model_dir(other))
