@@ -4,6 +4,8 @@ Our tasks add T5's 100 sentinel ids to the SentencePiece model and Mesh TF
 pads the embedding to a multiple of 128 rows, so a model converts only with
 the vocabulary it was trained with: e.g. T5's 32000 pieces -> 32100 ids ->
 32128 rows, the `vocab_size` of every released T5 and Switch model.
+Imports into Mesh TF leave our tasks (seqio, t5.data: a few seconds of
+start-up) unimported; only reading a trained model's gin needs them.
 """
 
 import os
@@ -16,9 +18,11 @@ import tensorflow as tf
 from switch_mtf.checkpoints import mtf_names
 from switch_mtf.checkpoints.errors import ConversionError
 from switch_mtf.cli import gin_config
-from switch_mtf.tasks import vocab as task_vocab
 
 FILE_NAME = "spiece.model"
+# T5's sentinel ids (t5.data.DEFAULT_EXTRA_IDS) that our tasks append to a
+# SentencePiece model; tests/checkpoints/test_convert_cli.py holds them equal.
+EXTRA_IDS = 100
 
 
 def embedding_rows(path: str) -> int:
@@ -30,8 +34,7 @@ def embedding_rows(path: str) -> int:
   except (tf.errors.OpError, RuntimeError, OSError) as e:
     raise ConversionError("%s is not a readable SentencePiece model (%s)."
                           % (path, str(e).splitlines()[0])) from e
-  return mtf_names.padded_vocab_size(
-      processor.get_piece_size() + task_vocab.EXTRA_IDS)
+  return mtf_names.padded_vocab_size(processor.get_piece_size() + EXTRA_IDS)
 
 
 def check(path: str, vocab_size: int, described_by: str) -> None:
@@ -41,8 +44,7 @@ def check(path: str, vocab_size: int, described_by: str) -> None:
     raise ConversionError(
         "%s gives %d embedding rows (its pieces + %d sentinels, padded to a "
         "multiple of 128) but %s has %d: pass the model's own "
-        "vocabulary." % (path, rows, task_vocab.EXTRA_IDS, described_by,
-                         vocab_size))
+        "vocabulary." % (path, rows, EXTRA_IDS, described_by, vocab_size))
 
 
 def run_vocabulary_path(described_by: str) -> str:
@@ -51,6 +53,9 @@ def run_vocabulary_path(described_by: str) -> str:
   That is `utils.run.vocabulary` (t5's dataset.gin binds it to the
   mixture's), else the vocabulary our tasks select.
   """
+  # pylint: disable=g-import-not-at-top
+  from switch_mtf.tasks import vocab as task_vocab  # parsing gin imported it
+  # pylint: enable=g-import-not-at-top
   vocabulary = gin_config.run_arg("vocabulary")
   if vocabulary is None:  # no mixture bound: a model gin alone
     return task_vocab.vocabulary_path(task_vocab.task_vocabulary())

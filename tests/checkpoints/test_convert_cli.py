@@ -1,7 +1,9 @@
 """tools/convert_checkpoint.py: every mode and flag documented; exit codes.
 
 The tool is a thin wrapper over the library (tested in the other modules);
-this checks its --help, a successful run and the one-line error exit.
+this checks its --help, a successful run and the one-line error exit, and
+that it starts without our tasks' imports (seqio, t5: seconds of start-up
+the conversion's speed target counts).
 """
 
 import os
@@ -9,6 +11,8 @@ import subprocess
 import sys
 
 from switch_mtf.checkpoints import hf_names
+from switch_mtf.checkpoints import vocabulary
+from switch_mtf.tasks import vocab as task_vocab
 from tests import repo_paths
 from tests.checkpoints import hf_fixtures
 from tests.checkpoints import test_bad_input
@@ -42,3 +46,16 @@ def test_help_runs_as_a_script():
   proc = subprocess.run([sys.executable, TOOL, "hf-to-mtf", "--help"],
                         capture_output=True, text=True, check=False)
   assert proc.returncode == 0 and "--shard_mb" in proc.stdout
+
+
+def test_the_tool_starts_without_seqio_t5_or_our_tasks():
+  code = ("import sys\n"
+          "from switch_mtf.checkpoints import export_hf, import_hf, "
+          "import_t5x\n"
+          "print(sorted(m for m in ('seqio', 't5', 'switch_mtf.tasks') "
+          "if m in sys.modules))")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, check=True, cwd=repo_paths.REPO_DIR)
+  assert proc.stdout.strip() == "[]"
+  # The sentinel count the conversions use without importing the tasks.
+  assert vocabulary.EXTRA_IDS == task_vocab.EXTRA_IDS
