@@ -198,29 +198,35 @@ def scaling(runs: Dict[str, Any], target: architecture.Architecture
 
   Streaming keeps peak RSS a constant (the runtime) plus a few of the
   largest tensors whatever the model's total size, which is what the
-  switch-base-256 extrapolation relies on; the runs test it.
+  switch-base-256 extrapolation relies on. The line goes through the two
+  models with the largest tensors: smaller ones sit below it while their
+  largest tensor is smaller than a checkpoint shard (then the shard size
+  sets the memory).
   """
-  runs = list(runs.values())
-  if len({r["largest_tensor_parameters"] for r in runs}) < 2:
+  by_size = sorted(runs.values(),
+                   key=lambda r: r["largest_tensor_parameters"])
+  if len({r["largest_tensor_parameters"] for r in by_size}) < 2:
     return None
+  small, large = by_size[-2], by_size[-1]
   counts = parameter_counts(target)
   result: Dict[str, Any] = {"extrapolated_to": {
       "num_experts": target.num_experts, **counts,
       "bfloat16_mb": round(counts["parameters"] * 2 / 1e6)}}
   for direction, read_bytes in _READ_BYTES.items():
-    largest = [r["largest_tensor_parameters"] * read_bytes / 1e6
-               for r in runs]
-    slope, intercept = np.polyfit(
-        largest, [r[direction]["peak_rss_mb"] for r in runs], 1)
+    (x0, y0), (x1, y1) = (
+        (r["largest_tensor_parameters"] * read_bytes / 1e6,
+         r[direction]["peak_rss_mb"]) for r in (small, large))
+    slope = (y1 - y0) / (x1 - x0)
+    intercept = y1 - slope * x1
     target_largest = counts["largest_tensor_parameters"] * read_bytes / 1e6
     predicted = intercept + slope * target_largest
     limit = 2 * target_largest + 1000
     result[direction] = {
-        "peak_rss_mb_per_largest_tensor_mb": round(float(slope), 3),
-        "peak_rss_mb_at_no_tensor": round(float(intercept), 1),
-        "predicted_peak_rss_mb": round(float(predicted)),
+        "peak_rss_mb_per_largest_tensor_mb": round(slope, 3),
+        "peak_rss_mb_at_no_tensor": round(intercept, 1),
+        "predicted_peak_rss_mb": round(predicted),
         "peak_rss_limit_mb": round(limit),
-        "meets_memory_target": bool(predicted <= limit)}
+        "meets_memory_target": predicted <= limit}
   return result
 
 
