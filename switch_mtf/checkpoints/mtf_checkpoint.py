@@ -5,8 +5,9 @@ with `.index` and `.data-*` files plus the `checkpoint` state file, paths
 relative so the dir can move), a shard of at most `shard_bytes` at a time:
 each shard is written by a SaveV2 op into `model.ckpt-<step>_temp/`, and
 MergeV2Checkpoints joins them. While TensorFlow writes one shard, a thread
-produces the next (read_ahead.py), so at most two shards (or two tensors
-bigger than a shard) and the tensor being made are in memory. Mesh TF
+produces the next (read_ahead.py); a shard is saved as soon as it is full,
+so memory holds two shards, or two tensors bigger than a shard, and at most
+one shard more (small tensors saved just before a big one). Mesh TF
 restores variables by name, in the gin's master dtype, and skips optimizer
 slots it does not find (utils.run's init_checkpoint), so weights plus
 `global_step` suffice.
@@ -59,6 +60,9 @@ def write(directory: str, step: int,
       batch.append((name, array))
       batch_bytes += array.nbytes
       del array
+      if batch_bytes >= shard_bytes:  # full: save it before taking more
+        parts.append(_save_part(temp_dir, len(parts), batch))
+        batch, batch_bytes = [], 0
   batch.append((GLOBAL_STEP, np.array(step, dtype=np.int64)))
   parts.append(_save_part(temp_dir, len(parts), batch))
   _run(lambda: tf.raw_ops.MergeV2Checkpoints(
