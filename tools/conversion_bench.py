@@ -6,10 +6,13 @@
 Writes a synthetic float32 Hugging Face folder of switch-base-8's shapes
 (about 2.4 GB; --num_experts=16 doubles the experts), converts it with
 tools/convert_checkpoint.py hf-to-mtf (bfloat16) and back mtf-to-hf in
-child processes, and records seconds, MB written, MB/s and each child's
-peak RSS against the targets (>= 100 MB/s; <= 2x the largest tensor + 1 GB)
-with provenance in --results. Not a test: run it on an idle machine with
-several GB of free disk under --work_dir.
+child processes (dirty pages synced before each), and records the whole
+process's seconds and the conversion's own (as the tool prints them), MB
+written, MB/s of each and each child's peak RSS against the targets
+(>= 100 MB/s; <= 2x the largest tensor + 1 GB) with provenance in
+--results. With several expert counts it fits peak RSS to the largest
+tensor and extrapolates it to switch-base-256 (29 GB in bfloat16). Not a
+test: run it on an idle machine with free disk under --work_dir (E32: 16 GB).
 """
 
 import argparse
@@ -32,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "few-MB model for a smoke run (default: %(default)s)")
   parser.add_argument("--work_dir", default="output/conversion_bench",
                       help="scratch folder for the synthetic and converted "
-                      "models, deleted per model (default: %(default)s)")
+                      "models, each deleted once measured (default: "
+                      "%(default)s)")
   parser.add_argument("--results",
                       default="results/checkpoints/conversion_bench.json",
                       help="the results file (default: %(default)s)")
