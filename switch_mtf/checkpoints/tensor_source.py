@@ -2,8 +2,8 @@
 
 Every reader (safetensors, PyTorch zip, T5X, Mesh TF) exposes the same small
 interface, so the conversions stream: names, shapes and dtypes come from the
-files' headers without reading data, and `read` loads one tensor (often a
-memory-mapped view) only when it is converted.
+files' headers without reading data, and `read` loads one tensor (a plain
+read of its bytes, or a view of them) only when it is converted.
 """
 
 import abc
@@ -55,7 +55,7 @@ class TensorSource(abc.ABC):
 
   @abc.abstractmethod
   def read(self, name: str) -> np.ndarray:
-    """The tensor's values (possibly a read-only memory-mapped view)."""
+    """The tensor's values (possibly a read-only view)."""
 
   @abc.abstractmethod
   def location(self, name: str) -> str:

@@ -1,4 +1,4 @@
-"""`pytorch_model.bin` read without torch, one memory-mapped tensor at a time.
+"""`pytorch_model.bin` read without torch, one tensor at a time.
 
 The google/switch-base-* repositories ship only this file. torch.save
 (torch >= 1.6) writes a zip archive: `<name>/data.pkl` pickles the state
