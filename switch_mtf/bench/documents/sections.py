@@ -7,6 +7,7 @@ import os
 from typing import Callable, Dict, List, Sequence
 
 from switch_mtf.bench.common import invocations
+from switch_mtf.bench.documents import checkpoints_text
 from switch_mtf.bench.documents import claims_text
 from switch_mtf.bench.documents import headline_text
 from switch_mtf.bench.documents import markers
@@ -16,7 +17,7 @@ from switch_mtf.cli import progress
 
 # The documents with generated sections, relative to the repository.
 DOCUMENTS = ("README.md", "docs/results.md", "docs/demo.md",
-             "docs/distill.md", "docs/cluster.md")
+             "docs/distill.md", "docs/cluster.md", "docs/checkpoints.md")
 DEMO_RECORD = os.path.join("results", "demo")
 
 
@@ -150,6 +151,10 @@ class Sections:
         "distill-table": lambda: r.distill_table(self.demo),
         "distill-findings": lambda: r.distill_findings(self.demo),
         "distill-timing": lambda: r.distill_timing(self.demo),
+        "checkpoints-conversion":
+            lambda: checkpoints_text.conversion(self.results_dir),
+        "checkpoints-upcycling":
+            lambda: checkpoints_text.upcycling_lines(self.results_dir),
     }
 
 
