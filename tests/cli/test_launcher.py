@@ -104,6 +104,7 @@ def test_infer_from_file(trained):
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                     reason="stock t5_mesh_transformer needs torch "
                     "(`make setup-torch`); CI installs it")
+@pytest.mark.slow  # imports torch and trains: the whole suite runs it
 def test_stock_t5_mesh_transformer_trains(tmp_path):
   model_dir = str(tmp_path / "model")
   proc = cli_runs.run_cli(model_dir, [

@@ -15,6 +15,10 @@ import tensorflow as tf
 
 from tests.cli import cli_runs
 
+# Two CLI trainings (about 2.5 minutes): in the whole suite (CI, make
+# test-all); the fast suite keeps test_distill.py's graph-level checks.
+pytestmark = pytest.mark.slow
+
 TEACHER_FLAGS = (
     "--module_import=switch_mtf.tasks",
     "--gin_file=dataset.gin",

@@ -173,6 +173,9 @@ def _rerun_and_check(model_dir, workdir, reference, killed, flags=FLAGS,
   _assert_bitwise_equal(model_dir, reference_dir, moment)
 
 
+# Slow: the fast suite keeps the damaged-checkpoint rerun on the same
+# reference; the whole suite kills at random and at seeded moments.
+@pytest.mark.slow
 def test_kill_9_at_a_random_moment_then_rerun_is_bitwise_equal(reference,
                                                                tmp_path):
   rng = random.Random(KILL_SEED)
