@@ -16,6 +16,8 @@ def _direction(mb_per_second, rss, limit, share):
           "mb_written": 1202.0, "mb_per_second_written": mb_per_second,
           "conversion_mb_per_second_written": 240.0, "peak_rss_mb": rss,
           "peak_rss_limit_mb": limit, "meets_memory_target": rss <= limit,
+          "meets_speed_target": (
+              mb_per_second >= conversion_bench.TARGET_MB_PER_SECOND),
           "load": {"other_cpu_share_mean": share}}
 
 
