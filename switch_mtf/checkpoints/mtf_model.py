@@ -46,7 +46,13 @@ def model_gin_files(model_dir: str) -> List[str]:
 
 
 def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
-  """Parses gin as `switch_mtf_transformer` does (replaces the config)."""
+  """Parses gin as `switch_mtf_transformer` does (replaces the config).
+
+  Our runs pass `--module_import=switch_mtf.tasks`, so the operative_config.gin
+  they leave binds its configurables (`task_vocabulary.name`) without an
+  import line; registering them first lets such a model dir be read.
+  """
+  import switch_mtf.tasks  # pylint: disable=g-import-not-at-top,unused-import
   gin_config.parse(gin_files, gin_params)
 
 

@@ -11,6 +11,8 @@ through Mesh TF on CPU.
 
 import dataclasses
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -117,6 +119,26 @@ def test_uniform_routers_compute_the_dense_function_over_e(tmp_path):
   np.testing.assert_allclose(upcycled.logits, dense.logits, atol=1e-5,
                              rtol=0)
   assert np.abs(dense.logits).max() > 1e-2
+
+
+def test_reads_the_cli_record_of_a_run_with_our_tasks(tmp_path):
+  # A CLI run with --module_import=switch_mtf.tasks leaves an
+  # operative_config.gin that binds task_vocabulary with no import line. A
+  # fresh process (nothing else has imported our tasks) must still read it.
+  dense = tmp_path / "dense"
+  mtf_fixtures.write_model_dir(str(dense), DENSE)
+  model_gin = dense / "model.gin"
+  record = "".join(line for line in model_gin.read_text().splitlines(True)
+                   if not line.startswith("import switch_mtf"))
+  (dense / "operative_config.gin").write_text(
+      record + "task_vocabulary.name = None\n")
+  model_gin.unlink()
+  script = ("import sys\n"
+            "from switch_mtf.checkpoints import upcycle\n"
+            "upcycle.upcycle(sys.argv[1], sys.argv[2], 2)\n")
+  subprocess.run([sys.executable, "-c", script, str(dense),
+                  str(tmp_path / "switch")], check=True)
+  assert (tmp_path / "switch" / "checkpoint").is_file()
 
 
 def test_refusals(tmp_path):
