@@ -42,7 +42,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                       "claims,headline,headline_distill (default: all; "
                       "headline and headline_distill take hours: see "
                       "docs/results.md section 5).")
-  parser.add_argument("--results_dir", default="results")
+  parser.add_argument("--results_dir", default="results",
+                      help="where results/{speed,claims,headline}/ live; "
+                      "stored results there are reused (default: results, "
+                      "the committed ones).")
   parser.add_argument("--work_dir", default=None,
                       help="scratch folder for CLI model directories "
                       "(default: output/bench).")
