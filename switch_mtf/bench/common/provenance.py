@@ -32,6 +32,11 @@ _REPO_DIR = os.path.dirname(_PACKAGE_DIR)
 CLI_CODE = ("layer", "tasks", "cli", "training")
 SPEED_CODE = ("layer", "bench/speed/layer_graph.py", "bench/speed/layers.py",
               "bench/speed/timing.py", "bench/common/tiny_models.py")
+# The CPU extensions TensorFlow's kernels speed depends on: the same model
+# name ("AMD EPYC", "Intel Xeon") covers machines with and without them, and
+# without native bfloat16 a bfloat16 step is emulated, many times float32's.
+SPEED_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+                   "amx_tile", "amx_bf16")
 _INCLUDE = re.compile(r"""^\s*include\s+['"]([^'"]+)['"]""", re.M)
 
 
@@ -113,16 +118,20 @@ def gin_files_of_flags(flags: Sequence[str]) -> List[str]:
 
 
 def machine() -> Dict[str, Any]:
-  """CPU model, cores and software versions of this machine."""
+  """CPU model, vector extensions, cores and software versions."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  model = platform.processor()
+  model, flags = platform.processor(), None
   try:
     with open("/proc/cpuinfo") as f:
-      found = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
-      model = found.group(1).strip() if found else model
+      cpuinfo = f.read()
   except OSError:
-    pass
-  return {"cpu_model": model, "cores": os.cpu_count(),
+    cpuinfo = ""
+  found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+  model = found.group(1).strip() if found else model
+  found = re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.M)
+  if found:
+    flags = sorted(set(found.group(1).split()) & set(SPEED_CPU_FLAGS))
+  return {"cpu_model": model, "cpu_flags": flags, "cores": os.cpu_count(),
           "platform": platform.platform(),
           "python": platform.python_version(), "tensorflow": tf.__version__,
           "gin": gin.__version__ if hasattr(gin, "__version__") else None}

@@ -59,6 +59,11 @@ def test_a_current_record_is_fresh_and_a_changed_one_is_stale():
   stored = provenance.record("python tools/bench.py", ["models/t5_tiny.gin"],
                              provenance.CLI_CODE)
   assert stored["machine"]["cores"] == os.cpu_count()
+  with open("/proc/cpuinfo") as f:
+    flags = next(line for line in f if line.startswith("flags")).split()
+  # Exactly the speed-deciding extensions this CPU has, read independently.
+  assert stored["machine"]["cpu_flags"] == sorted(
+      f for f in provenance.SPEED_CPU_FLAGS if f in flags)
   assert provenance.stale_reasons(stored) == []
   stored["gin_files"]["models/t5_tiny.gin"]["sha256"] = "0" * 64
   stored["code_sha256"] = "0" * 64
