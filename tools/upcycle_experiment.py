@@ -10,7 +10,9 @@ switch_mtf/checkpoints/experiments/upcycling.py). Every CLI run goes
 through switch_mtf_transformer; results/upcycle/runs.json stores each
 run's commands, curves, evaluations and provenance (commit, code and gin
 hashes, machine, load), summary.md the table and the paired gains. Long:
-run it on an idle machine; a finished run is skipped on the next call.
+run it on an idle machine; a finished run is skipped on the next call,
+and a stored dense run whose checkpoint is gone (model dirs are scratch)
+is trained again for the arms still to run.
 """
 
 import argparse

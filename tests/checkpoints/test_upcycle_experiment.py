@@ -9,6 +9,7 @@ provenance and the report.
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -34,6 +35,7 @@ def test_plan_pairs_the_arms_by_seed(tmp_path):
   assert {a.seed for a in plans[1].arms} == {102}
   assert {a.train_steps for a in plans[1].arms} == {20}
   assert plans[1].upcycled_init.train_steps == 30  # its checkpoint's step
+  assert plans[1].upcycled_init.init_from == "dense_s2"
 
 
 def test_summary_pairs_seeds_and_reports(tmp_path):
@@ -65,11 +67,10 @@ def test_tool_documents_every_flag():
 def test_a_few_step_run_goes_through_every_stage(tmp_path):
   tool = tool_help.load_tool("upcycle_experiment")
   results = tmp_path / "results"
-  assert tool.main([
-      "--seeds=0", "--dense_steps=4", "--extra_steps=4",
-      "--checkpoint_every=4", "--perplexity_eval_steps=1",
-      "--work_dir=%s" % (tmp_path / "work"),
-      "--results_dir=%s" % results]) == 0
+  args = ["--seeds=0", "--dense_steps=4", "--extra_steps=4",
+          "--checkpoint_every=4", "--perplexity_eval_steps=1",
+          "--work_dir=%s" % (tmp_path / "work"), "--results_dir=%s" % results]
+  assert tool.main(args) == 0
   stored = json.load(open(results / "runs.json"))
   entries = stored["entries"]
   assert sorted(entries) == ["dense_continued_s0", "dense_s0",
@@ -92,3 +93,20 @@ def test_a_few_step_run_goes_through_every_stage(tmp_path):
                         "model.ckpt-4.index")
   summary = (results / "summary.md").read_text()
   assert "| upcycled |" in summary and "Commands:" in summary
+  # A later session: the scratch model dirs are gone and one arm is still
+  # to run. The dense run is trained again (deterministically) and
+  # upcycled again for it; the finished arms are left alone.
+  shutil.rmtree(tmp_path / "work")
+  store = store_lib.ResultStore(str(results / "runs.json"))
+  del store._data["entries"]["upcycled_s0"]  # pylint: disable=protected-access
+  store.save()
+  assert tool.main(args) == 0
+  again = json.load(open(results / "runs.json"))["entries"]
+  assert again["upcycled_s0"]["final_eval"]["step"] == 8
+  assert again["dense_s0"]["final_train_loss"] == (
+      entries["dense_s0"]["final_train_loss"])
+  assert os.path.isfile(tmp_path / "work" / "dense_s0" / "train.0.log")
+  assert os.path.isfile(tmp_path / "work" / "upcycled_init_s0" /
+                        "model.ckpt-4.index")
+  for name in ("dense_continued_s0", "switch_scratch_s0"):
+    assert again[name] == entries[name], name

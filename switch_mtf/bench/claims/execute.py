@@ -13,7 +13,7 @@ import os
 import shlex
 import shutil
 import threading
-from typing import Any, Callable, Collection, Dict, List, Sequence
+from typing import Any, Callable, Collection, Dict, List, Sequence, Set
 
 from switch_mtf.bench.claims import runs as claims_runs
 from switch_mtf.bench.common import provenance
@@ -38,6 +38,9 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
             keep: Collection[str] = ()) -> None:
   """Trains and evaluates every run the store lacks, in the given order.
 
+  A stored run is trained again when a planned run still to come starts
+  from it (or learns from it) and its checkpoint is gone.
+
   plan_runs: every run of the plan (default: `runs`), where fine-tuning runs
   find the pretraining run they start from and students their teacher.
   Model directories are deleted after a run unless keep_checkpoints, some
@@ -55,6 +58,8 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   by_name = {r.name: r for r in list(plan_runs) + list(runs)}
   needed = {r.init_from for r in by_name.values() if r.init_from} | {
       r.teacher for r in by_name.values() if r.teacher} | set(keep)
+  retrain = _lost_prerequisites(by_name, store, launcher) & {
+      r.name for r in runs}
   lock = threading.Lock()  # the store and the log are shared by the jobs
   started: Dict[str, concurrent.futures.Future] = {}
 
@@ -63,7 +68,11 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
       log(message)
 
   def one(index: int, run: claims_runs.Run) -> None:
-    if store.done(run.name):
+    if run.name in retrain:
+      locked_log("claims: %s is stored, but its checkpoint %s is gone; "
+                 "training it again for the runs that start from it" % (
+                     run.name, launcher.final_checkpoint(run)))
+    elif store.done(run.name):
       # Compare as stored (JSON turns tuples into lists).
       if store.get(run.name).get("run") == json.loads(
           json.dumps(run.as_dict())) and provenance.ensure_fresh(
@@ -89,14 +98,15 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
         locked_log("claims: %s skipped: its %s %s has not run yet" % (
             run.name, what, before.name))
         return
-    if teacher and not os.path.exists(
-        launcher.teacher_checkpoint(teacher) + ".index"):
-      locked_log("claims: %s skipped: its teacher's checkpoint %s is "
-                 "missing (model dirs are scratch, not results: copy %s's "
-                 "model dir from the machine that trained it, or train it "
-                 "again)" % (run.name, launcher.teacher_checkpoint(teacher),
-                             teacher.name))
-      return
+    for before, what in ((init_run, "pretraining run"), (teacher, "teacher")):
+      if before and not os.path.exists(
+          launcher.final_checkpoint(before) + ".index"):
+        locked_log("claims: %s skipped: its %s's checkpoint %s is missing "
+                   "(model dirs are scratch, not results: copy %s's model "
+                   "dir from the machine that trained it, or train it again)"
+                   % (run.name, what, launcher.final_checkpoint(before),
+                      before.name))
+        return
     locked_log("claims: [%d/%d] %s" % (index + 1, len(runs), run.name))
     try:
       entry = execute(run, launcher, init_run, command, code_parts, teacher)
@@ -116,6 +126,30 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
       started[run.name] = pool.submit(one, index, run)
     for future in started.values():
       future.result()  # re-raises a planning error
+
+
+def _lost_prerequisites(by_name: Dict[str, claims_runs.Run],
+                        store: store_lib.ResultStore,
+                        launcher: claims_runs.Launcher) -> Set[str]:
+  """Stored runs whose checkpoint is gone but that a run to come needs.
+
+  Model dirs are scratch, lost with the machine; with fixed seeds the CLI's
+  training is deterministic, so such a run is trained again. Followed
+  through chains: a lost run that is needed needs its own start.
+  """
+  def lost(name: str) -> bool:
+    return name in by_name and store.done(name) and not os.path.exists(
+        launcher.final_checkpoint(by_name[name]) + ".index")
+
+  found: Set[str] = set()
+  needing = [r for r in by_name.values() if not store.done(r.name)]
+  while needing:
+    run = needing.pop()
+    for before in (run.init_from, run.teacher):
+      if before and before not in found and lost(before):
+        found.add(before)
+        needing.append(by_name[before])
+  return found
 
 
 def execute(run: claims_runs.Run, launcher: claims_runs.Launcher,

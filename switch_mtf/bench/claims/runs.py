@@ -86,10 +86,10 @@ class Launcher:
   def model_dir(self, run: Run) -> str:
     return os.path.join(self.work_dir, run.name)
 
-  def teacher_checkpoint(self, teacher: Run) -> str:
-    """The teacher run's final checkpoint (its model dir must be kept)."""
-    return os.path.join(self.model_dir(teacher),
-                        "model.ckpt-%d" % teacher.train_steps)
+  def final_checkpoint(self, run: Run) -> str:
+    """A run's last checkpoint, where its students and fine-tunings start."""
+    return os.path.join(self.model_dir(run),
+                        "model.ckpt-%d" % run.train_steps)
 
   def base_flags(self, run: Run, init_run: Optional[Run] = None,
                  init_steps: int = 0,
@@ -120,7 +120,7 @@ class Launcher:
     if teacher is not None:
       flags += ["--gin_param=" + p for p in teacher.gin_params]
       flags.append("--gin_param=%s = '%s'" % (
-          TEACHER_MACRO, self.teacher_checkpoint(teacher)))
+          TEACHER_MACRO, self.final_checkpoint(teacher)))
     flags += ["--gin_param=" + p for p in run.gin_params]
     return flags
 

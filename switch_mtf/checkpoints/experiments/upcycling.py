@@ -65,7 +65,7 @@ def plan(config: Config, work_dir: str) -> List[SeedPlan]:
         "upcycled_init_s%d" % seed,
         os.path.join(work_dir, "upcycled_init_s%d" % seed, EXPERIMENT_GIN),
         seed=seed, train_steps=config.dense_steps, eval_kind="none",
-        **common)
+        init_from=dense.name, **common)
     extra = dict(common, seed=EXTRA_SEED_OFFSET + seed,
                  train_steps=config.extra_steps)
     arms = (
@@ -90,13 +90,19 @@ def run(config: Config, work_dir: str, results_path: str, command: str,
   launcher = claims_runs.Launcher(work_dir, log, guarded=guarded,
                                   perplexity_eval_steps=perplexity_eval_steps)
   for seed_plan in plan(config, work_dir):
+    # Planned with its arms: a dense run whose checkpoint is gone (model
+    # dirs are scratch) is trained again while an arm still needs it.
+    every_run = [seed_plan.dense, seed_plan.upcycled_init, *seed_plan.arms]
     execute.run_all([seed_plan.dense], store, launcher, log, command=command,
-                    code_parts=CODE_PARTS)
+                    code_parts=CODE_PARTS, plan_runs=every_run)
     if not store.done(seed_plan.dense.name):
       continue  # failed: the next call retries it
-    if not store.done(seed_plan.upcycled_init.name):
-      store.put(seed_plan.upcycled_init.name,
-                _upcycle(config, seed_plan, launcher, command))
+    init = seed_plan.upcycled_init
+    upcycled_arm = seed_plan.arms[ARMS.index("upcycled")]
+    if not store.done(init.name) or (
+        not store.done(upcycled_arm.name) and
+        not os.path.exists(launcher.final_checkpoint(init) + ".index")):
+      store.put(init.name, _upcycle(config, seed_plan, launcher, command))
     execute.run_all(list(seed_plan.arms), store, launcher, log,
                     plan_runs=[seed_plan.dense, seed_plan.upcycled_init],
                     command=command, code_parts=CODE_PARTS)

@@ -102,6 +102,48 @@ def test_run_all_two_jobs_stores_every_run_and_fine_tunes_after_pretraining(
   assert "init_checkpoint" in store.get("f_s0")["train_command"]
 
 
+def test_a_stored_run_whose_checkpoint_is_gone_is_trained_again_if_needed(
+    tmp_path):
+  # Model dirs are scratch: a later session has the pretraining run's entry
+  # but not its checkpoint, and a fine-tuning run still to come needs it.
+  pretrain = claims_runs.Run(name="p_s0", model_gin="models/t5_tiny.gin",
+                             train_steps=4)
+  finetune = claims_runs.Run(name="f_s0", model_gin="models/t5_tiny.gin",
+                             train_steps=4, init_from="p_s0",
+                             eval_kind="none")
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  launcher = _FakeLauncher(str(tmp_path / "work"))
+  quiet = lambda message: None
+  claims_execute.run_all([pretrain], store, launcher, log=quiet,
+                         keep_checkpoints=False)
+  checkpoint = os.path.join(launcher.model_dir(pretrain), "model.ckpt-4")
+  assert store.done("p_s0") and not os.path.exists(checkpoint + ".index")
+  # Planned with its fine-tuning only: skipped, naming what is missing.
+  said = []
+  claims_execute.run_all([finetune], store, launcher, log=said.append,
+                         plan_runs=[pretrain])
+  assert len(launcher.commands) == 2 and not store.done("f_s0")
+  assert said == ["claims: f_s0 skipped: its pretraining run's checkpoint "
+                  "%s is missing (model dirs are scratch, not results: copy "
+                  "p_s0's model dir from the machine that trained it, or "
+                  "train it again)" % checkpoint]
+  # Planned together: trained again (train and eval), then fine-tuned.
+  said = []
+  claims_execute.run_all([pretrain, finetune], store, launcher,
+                         log=said.append, keep_checkpoints=False)
+  assert said[0] == ("claims: p_s0 is stored, but its checkpoint %s is "
+                     "gone; training it again for the runs that start from "
+                     "it" % checkpoint)
+  assert [c[1] for c in launcher.commands[2:]] == [
+      "--model_dir=" + launcher.model_dir(pretrain)] * 2 + [
+          "--model_dir=" + launcher.model_dir(finetune)]
+  assert store.done("f_s0") and os.path.exists(checkpoint + ".index")
+  # Nothing left that starts from it: a missing checkpoint is no reason.
+  os.remove(checkpoint + ".index")
+  claims_execute.run_all([pretrain, finetune], store, launcher, log=quiet)
+  assert len(launcher.commands) == 5
+
+
 def test_provenance_is_the_code_at_the_start_of_training(tmp_path,
                                                          monkeypatch):
   # The code may change while a run trains for hours; the entry must
