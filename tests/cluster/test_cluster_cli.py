@@ -141,6 +141,9 @@ def test_worker_with_too_few_devices_is_named(tmp_path):
       cluster.cluster.task_address(0)) in out
 
 
+# Slow: a third local cluster; the fast tests keep two refusals that start
+# one.
+@pytest.mark.slow
 def test_device_list_that_does_not_match_the_mesh_is_refused(tmp_path):
   with local.LocalCluster(num_workers=2) as cluster:
     out = _fails_before_training(tmp_path, _cluster_flags(

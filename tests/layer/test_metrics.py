@@ -193,6 +193,9 @@ def _check_layer_metrics(scalars, layer, num_experts=8):
   assert scalars[prefix + "load_balancing_loss"][-1][1] > 0.0
 
 
+# Slow: a whole CLI training run; the fast tests check the metrics the
+# layer computes and how they are summarized.
+@pytest.mark.slow
 def test_cli_training_run_writes_router_metrics_per_layer(tmp_path):
   model_dir = str(tmp_path / "model")
   proc = cli_runs.run_cli(model_dir, cli_runs.TINY_TRAIN_FLAGS,

@@ -65,6 +65,9 @@ def test_gin_binding_an_unknown_parameter_of_ours_stops_the_cli(tmp_path):
           "'capacity_factr'") in log
 
 
+# Slow: a CLI training run until the router overflows; test_numerics.py
+# keeps the non-finite check itself in the fast suite.
+@pytest.mark.slow
 def test_nonfinite_router_stops_with_step_layer_and_checkpoint(tmp_path):
   # Router-input jitter of +-1e38 overflows the decoder router's logits.
   model_dir = str(tmp_path / "model")

@@ -91,6 +91,9 @@ def test_tpu_mode_prints_one_checked_command_per_point(capsys):
   assert "t5_mesh_transformer" not in captured.out
 
 
+# Slow: trains every point of a small sweep; the fast tests check the
+# commands and dirs the sweep plans.
+@pytest.mark.slow
 def test_local_sweep_runs_each_point_in_its_own_dir(tmp_path):
   sweep_dir = str(tmp_path / "sweep")
   points = sweep.expand(sweep.parse_grid(
