@@ -47,7 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   # pylint: disable=g-import-not-at-top
   from switch_mtf.bench.common import store
-  from switch_mtf.checkpoints.experiments import conversion_bench
+  from switch_mtf.bench.checkpoints import conversion_bench
   # pylint: enable=g-import-not-at-top
   results = conversion_bench.run(
       [int(e) for e in args.num_experts.split(",")],

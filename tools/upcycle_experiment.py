@@ -6,7 +6,7 @@
 Per seed: t5_tiny pre-trained --dense_steps, upcycled (tools/upcycle.py),
 then --extra_steps more for each of three arms: the dense model continued,
 the upcycled model, switch_tiny from scratch (see
-switch_mtf/checkpoints/experiments/upcycling.py). Every CLI run goes
+switch_mtf/bench/checkpoints/upcycling.py). Every CLI run goes
 through switch_mtf_transformer; results/upcycle/runs.json stores each
 run's commands, curves, evaluations and provenance (commit, code and gin
 hashes, machine, load), summary.md the table and the paired gains. Long:
@@ -62,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   # pylint: disable=g-import-not-at-top
   from switch_mtf.bench.common import store as store_lib
-  from switch_mtf.checkpoints.experiments import upcycling
+  from switch_mtf.bench.checkpoints import upcycling
   # pylint: enable=g-import-not-at-top
   config = upcycling.Config(
       seeds=tuple(int(s) for s in args.seeds.split(",")),

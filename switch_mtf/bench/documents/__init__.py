@@ -10,5 +10,5 @@ sections.py says which section each marker names. A test fails when a
 committed document differs from what the tool writes.
 
 May import: switch_mtf.cli, switch_mtf.bench.common, switch_mtf.bench.speed,
-switch_mtf.bench.claims, switch_mtf.checkpoints.experiments.
+switch_mtf.bench.claims, switch_mtf.bench.checkpoints.
 """

@@ -9,10 +9,10 @@ import json
 import os
 from typing import Any, Dict, List
 
+from switch_mtf.bench.checkpoints import conversion_bench
+from switch_mtf.bench.checkpoints import upcycling
 from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
-from switch_mtf.checkpoints.experiments import conversion_bench
-from switch_mtf.checkpoints.experiments import upcycling
 
 CONVERSION_FILE = os.path.join("checkpoints", "conversion_bench.json")
 UPCYCLE_FILE = os.path.join("upcycle", "runs.json")

@@ -4,11 +4,11 @@ import dataclasses
 import json
 import os
 
+from switch_mtf.bench.checkpoints import conversion_bench
+from switch_mtf.bench.checkpoints import upcycling
 from switch_mtf.bench.common import provenance
 from switch_mtf.bench.common import store as store_lib
 from switch_mtf.bench.documents import checkpoints_text
-from switch_mtf.checkpoints.experiments import conversion_bench
-from switch_mtf.checkpoints.experiments import upcycling
 
 
 def _direction(mb_per_second, rss, limit, share):

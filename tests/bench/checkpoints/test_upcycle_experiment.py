@@ -13,8 +13,9 @@ import shutil
 
 import pytest
 
+from switch_mtf.bench.checkpoints import upcycling
+from switch_mtf.bench.claims import runs as claims_runs
 from switch_mtf.bench.common import store as store_lib
-from switch_mtf.checkpoints.experiments import upcycling
 from tests.checkpoints import tool_help
 
 
@@ -56,6 +57,37 @@ def test_summary_pairs_seeds_and_reports(tmp_path):
   assert "| upcycled | 4.6000 | 4.9500 |" in text
   assert "beats both other arms in 1 of 2 seeds (0)" in text
   assert "    cmd" in text
+
+
+def test_a_failed_retraining_of_a_lost_dense_run_upcycles_nothing(
+    tmp_path, monkeypatch):
+  # A later session: dense_s0 is stored but its model dir is gone, and its
+  # retraining is killed. Nothing may upcycle the missing checkpoint.
+  config = upcycling.Config(seeds=(0,), dense_steps=4, extra_steps=4)
+  work_dir = str(tmp_path / "work")
+  seed_plan = upcycling.plan(config, work_dir)[0]
+  dense, init = seed_plan.dense, seed_plan.upcycled_init
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  store.put(dense.name, {"run": dense.as_dict()})
+  store.put(init.name, {"run": init.as_dict(), "checkpoint": "gone"})
+  commands = []
+
+  def killed(self, command, log_path):
+    commands.append(command)
+    with open(log_path, "w") as f:
+      f.write("step, tf_loss[5.0][1]\n")
+    return -15, 0.1
+
+  monkeypatch.setattr(claims_runs.Launcher, "execute", killed)
+  said = []
+  upcycling.run(config, work_dir, store.path, "cmd", log=said.append)
+  assert len(commands) == 1 and "--model_dir=%s" % os.path.join(
+      work_dir, "dense_s0") in commands[0]
+  assert any(m.startswith("claims: FAILED dense_s0") for m in said)
+  stored = store_lib.ResultStore(store.path)
+  assert stored.get(init.name)["checkpoint"] == "gone"
+  assert stored.pending([a.name for a in seed_plan.arms]) == [
+      "dense_continued_s0", "upcycled_s0", "switch_scratch_s0"]
 
 
 def test_tool_documents_every_flag():

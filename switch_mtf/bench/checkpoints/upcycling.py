@@ -95,13 +95,17 @@ def run(config: Config, work_dir: str, results_path: str, command: str,
     every_run = [seed_plan.dense, seed_plan.upcycled_init, *seed_plan.arms]
     execute.run_all([seed_plan.dense], store, launcher, log, command=command,
                     code_parts=CODE_PARTS, plan_runs=every_run)
-    if not store.done(seed_plan.dense.name):
-      continue  # failed: the next call retries it
+    continued, upcycled_arm, _ = seed_plan.arms
     init = seed_plan.upcycled_init
-    upcycled_arm = seed_plan.arms[ARMS.index("upcycled")]
-    if not store.done(init.name) or (
+    upcycle_again = not store.done(init.name) or (
         not store.done(upcycled_arm.name) and
-        not os.path.exists(launcher.final_checkpoint(init) + ".index")):
+        not os.path.exists(launcher.final_checkpoint(init) + ".index"))
+    needs_dense = upcycle_again or not store.done(continued.name)
+    if not store.done(seed_plan.dense.name) or (needs_dense and not (
+        os.path.exists(launcher.final_checkpoint(seed_plan.dense)
+                       + ".index"))):
+      continue  # its (re)training failed: the next call retries it
+    if upcycle_again:
       store.put(init.name, _upcycle(config, seed_plan, launcher, command))
     execute.run_all(list(seed_plan.arms), store, launcher, log,
                     plan_runs=[seed_plan.dense, seed_plan.upcycled_init],

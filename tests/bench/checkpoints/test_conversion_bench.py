@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 
+from switch_mtf.bench.checkpoints import conversion_bench
 from switch_mtf.checkpoints import mtf_names
-from switch_mtf.checkpoints.experiments import conversion_bench
 from tests.checkpoints import tool_help
 
 
