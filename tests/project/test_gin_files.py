@@ -211,8 +211,10 @@ _FEW_STEPS = ("--gin_param=utils.run.train_steps = 4",
               "--gin_param=utils.run.iterations_per_loop = 4")
 
 
+# Slow: a CLI training run; switch_tiny trains through the CLI in the fast
+# suite (tests/cli/test_launcher.py), and this is its dense twin.
+@pytest.mark.slow
 def test_tiny_dense_baseline_trains_with_the_cli(tmp_path):
-  # switch_tiny trains in tests/cli/test_launcher.py; this is its dense twin.
   model_dir = str(tmp_path / "model")
   flags = [f.replace("models/switch_tiny.gin", "models/t5_tiny.gin")
            for f in cli_runs.TINY_TRAIN_FLAGS]
