@@ -29,9 +29,10 @@ ABLATION_CLAIMS = ("capacity_factor", "precision", "init_scale",
 # The paper's appendices, trained like the ablations against the same
 # baseline: Table 11's router exploration, No-Token-Left-Behind (App. B),
 # Mesh TF's priority dropping (switch_max) and experts in attention
-# (Table 10).
+# (Table 10); Table 10's bfloat16 pair is shorter and has its own baseline
+# (Budget.bfloat16_steps).
 APPENDIX_CLAIMS = ("router_policy", "ntlb", "priority_dropping",
-                   "experts_attention")
+                   "experts_attention", "experts_attention_bfloat16")
 CAPACITY_FACTORS = (1.0, 1.25, 2.0)
 DEFAULT_CAPACITY_FACTOR = 1.25
 DEFAULT_POLICY = "input_jitter"  # the paper's, and the baseline's
@@ -51,6 +52,11 @@ class Budget:
   checkpoint_every: int
   prefix: str  # run-name prefix; quick and full runs never mix
   eval_kind: str = "perplexity"  # of pretraining runs; "none" = skip
+  # Table 10's bfloat16 pair (experts FF vs FF + attention). CPUs without
+  # native bfloat16 (AVX-512 BF16 or AMX) run TensorFlow's bfloat16 kernels
+  # emulated at about a tenth of float32's speed, so the pair trains this
+  # many steps and is compared only with itself.
+  bfloat16_steps: int = 100
 
 
 # Ablations compare Switch variants with each other at a third of the
@@ -198,25 +204,32 @@ def _appendix_claims(budget: Budget) -> Dict[str, List[Run]]:
           switch(budget, s, capacity_factor=cf, routing=routing,
                  train_steps=steps)
           for routing in (DEFAULT_ROUTING, "switch_max") for s in seeds],
-      # Experts FF (baseline) vs FF + attention, in float32 and in bfloat16
-      # (with the float32 router of selective precision).
+      # Experts FF (baseline) vs FF + attention, in float32; and the same
+      # pair in bfloat16 (with the float32 router of selective precision).
       "experts_attention": baseline + [
-          switch(budget, s, activation_dtype=dtype, attention_experts=True,
-                 train_steps=steps)
-          for dtype in ("float32", "bfloat16") for s in seeds] + [
-              switch(budget, s, activation_dtype="bfloat16",
-                     train_steps=steps) for s in seeds],
+          switch(budget, s, attention_experts=True, train_steps=steps)
+          for s in seeds],
+      "experts_attention_bfloat16": [
+          switch(budget, s, activation_dtype="bfloat16",
+                 attention_experts=attention,
+                 train_steps=budget.bfloat16_steps)
+          for attention in (False, True) for s in seeds],
   }
 
 
 def ablation_baselines(budget: Budget) -> Dict[str, str]:
   """claim -> the config its ablation compares with (paired by seed).
 
-  Switch E8 at the ablation length with every knob at its default.
+  Switch E8 at the ablation length with every knob at its default; for
+  the bfloat16 pair of Table 10, its experts-FF half.
   """
   name = switch(budget, 0, train_steps=budget.ablation_steps).name
-  return {claim: name[:-len("_s0")]
-          for claim in ABLATION_CLAIMS + APPENDIX_CLAIMS}
+  out = {claim: name[:-len("_s0")]
+         for claim in ABLATION_CLAIMS + APPENDIX_CLAIMS}
+  out["experts_attention_bfloat16"] = switch(
+      budget, 0, activation_dtype="bfloat16",
+      train_steps=budget.bfloat16_steps).name[:-len("_s0")]
+  return out
 
 
 def finetune(budget: Budget, seed: int, expert_dropout: float) -> Run:

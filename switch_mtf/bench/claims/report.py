@@ -215,9 +215,15 @@ def write(plan: Dict[str, Any], store: store_lib.ResultStore,
                    analysis["experts_attention"], _paper_experts_attention(),
                    "Experts FF + attention (`%s`: the sparse blocks' "
                    "self-attention gets its queries and keys = values from "
-                   "Switch experts) in float32 and bfloat16 (float32 "
-                   "router), beside Experts FF in both." % (
-                       claims_plan.ATTENTION_GIN))
+                   "Switch experts), float32." % claims_plan.ATTENTION_GIN)
+  if "experts_attention_bfloat16" in analysis:
+    md += table_md("Experts in attention, bfloat16 (Table 10)",
+                   analysis["experts_attention_bfloat16"],
+                   [r for r in _paper_experts_attention() if "bfloat16" in r],
+                   "Experts FF vs FF + attention in bfloat16 (float32 "
+                   "router), %d steps each (bfloat16 is emulated on CPUs "
+                   "without native support), compared with each other." % (
+                       claims_plan.FULL.bfloat16_steps))
   if "expert_dropout" in analysis:
     md += finetune_md(analysis["expert_dropout"])
   md += ["", "## Provenance", "",

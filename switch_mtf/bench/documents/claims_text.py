@@ -148,7 +148,7 @@ def sample_efficiency_findings(results: ClaimResults) -> List[str]:
 
 
 _ABLATION_HEADER = (
-    "config (500 steps)", "seeds", "diverged", "val CE (mean ± std)",
+    "config (%d steps)" % claims_plan.FULL.ablation_steps, "seeds", "diverged", "val CE (mean ± std)",
     "− baseline, paired: mean [95% CI]", "seeds better than baseline",
     "tokens dropped (2nd half)")
 
@@ -244,6 +244,7 @@ _APPENDIX_TITLES = {
     "ntlb": "No-Token-Left-Behind (Appendix B)",
     "priority_dropping": "Priority dropping (Mesh TF's `switch_max`)",
     "experts_attention": "Experts in attention (Table 10)",
+    "experts_attention_bfloat16": "Experts in attention, bfloat16 (Table 10)",
 }
 # What the paper says where it gives no figure for a config.
 _APPENDIX_PAPER_NOTES = {"ntlb": paper.NTLB,
@@ -253,8 +254,9 @@ _APPENDIX_PAPER_NOTES = {"ntlb": paper.NTLB,
 def _appendix_config(**knobs: Any) -> str:
   """plan.py's config (run name minus seed) of the E8 ablation with knobs."""
   budget = claims_plan.FULL
+  knobs.setdefault("train_steps", budget.ablation_steps)
   return claims_analysis.config_name(claims_plan.switch(
-      budget, 0, train_steps=budget.ablation_steps, **knobs).name)
+      budget, 0, **knobs).name)
 
 
 def _nlp(figure: float, source: str) -> str:
@@ -268,6 +270,7 @@ def appendix_configs() -> Dict[str, Dict[str, Tuple[str, str]]]:
   policy = paper.ROUTER_POLICY
   capacity = paper.CAPACITY_FACTOR
   attention = paper.EXPERTS_ATTENTION
+  bfloat16_steps = claims_plan.FULL.bfloat16_steps
 
   def table10(model: str, dtype: str) -> str:
     if (model, dtype) not in attention:
@@ -301,13 +304,17 @@ def appendix_configs() -> Dict[str, Dict[str, Tuple[str, str]]]:
       "experts_attention": {
           base: ("Experts FF, float32 (baseline)",
                  table10("Experts FF", "float32")),
-          _appendix_config(activation_dtype="bfloat16"): (
-              "Experts FF, bfloat16", table10("Experts FF", "bfloat16")),
           _appendix_config(attention_experts=True): (
               "Experts FF + attention, float32",
-              table10("Experts FF + Attention", "float32")),
+              table10("Experts FF + Attention", "float32"))},
+      "experts_attention_bfloat16": {
+          _appendix_config(activation_dtype="bfloat16",
+                           train_steps=bfloat16_steps): (
+              "Experts FF, bfloat16 (baseline)",
+              table10("Experts FF", "bfloat16")),
           _appendix_config(attention_experts=True,
-                           activation_dtype="bfloat16"): (
+                           activation_dtype="bfloat16",
+                           train_steps=bfloat16_steps): (
               "Experts FF + attention, bfloat16",
               table10("Experts FF + Attention", "bfloat16"))},
   }
@@ -315,17 +322,13 @@ def appendix_configs() -> Dict[str, Dict[str, Tuple[str, str]]]:
 
 def _contrasts() -> Dict[str, Tuple[str, str]]:
   """claim -> (config, the config it is paired with): the comparisons a
-  claim is about that its baseline does not make (same capacity factor,
-  same precision)."""
+  claim is about that its baseline does not make (same capacity
+  factor)."""
   cf = claims_plan.PRIORITY_CAPACITY_FACTOR
   return {
       "priority_dropping": (
           _appendix_config(capacity_factor=cf, routing="switch_max"),
           _appendix_config(capacity_factor=cf)),
-      "experts_attention": (
-          _appendix_config(attention_experts=True,
-                           activation_dtype="bfloat16"),
-          _appendix_config(activation_dtype="bfloat16")),
   }
 
 
@@ -355,6 +358,7 @@ def _appendix_claim(results: ClaimResults, claim: str,
                     configs: Dict[str, Tuple[str, str]]) -> List[str]:
   """One appendix claim: its table, significance and provenance lines."""
   baseline = claims_plan.ablation_baselines(claims_plan.FULL)[claim]
+  steps = next(run.train_steps for run in results.plan[claim])
   rows = []
   for config, cells in _ablation_rows(results, claim):
     name, figure = configs.get(config, (label(config), "–"))
@@ -366,8 +370,8 @@ def _appendix_claim(results: ClaimResults, claim: str,
       analysis[c], analysis[c].get("val_ce_minus_baseline"), planned[c]))
            for c in analysis if c != baseline]
   lines = (["**%s.**" % _APPENDIX_TITLES[claim], ""]
-           + _table(_ABLATION_HEADER + ("paper: NLP, higher is better",),
-                    rows) + [""]
+           + _table(("config (%d steps)" % steps,) + _ABLATION_HEADER[1:]
+                    + ("paper: NLP, higher is better",), rows) + [""]
            + (["- " + _APPENDIX_PAPER_NOTES[claim]]
               if claim in _APPENDIX_PAPER_NOTES else [])
            + ["- Minus the baseline (paired by seed, 95%%): %s." %

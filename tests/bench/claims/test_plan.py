@@ -68,11 +68,14 @@ def test_appendix_claims_are_three_seeded_ablations_against_the_baseline():
   configs = {}
   for claim in claims_plan.APPENDIX_CLAIMS:
     runs = full[claim]
-    assert baseline[claim] == "switch_E8_500steps"
+    bfloat16 = claim == "experts_attention_bfloat16"
+    assert baseline[claim] == ("switch_E8_bfloat16_100steps" if bfloat16
+                               else "switch_E8_500steps")
     names = {r.name for r in runs}
-    assert {"switch_E8_500steps_s%d" % s for s in range(3)} <= names
+    assert {baseline[claim] + "_s%d" % s for s in range(3)} <= names
     for run in runs:
-      assert run.train_steps == steps and run.seed in (0, 1, 2)
+      assert run.train_steps == (claims_plan.FULL.bfloat16_steps if bfloat16
+                                 else steps) and run.seed in (0, 1, 2)
       configs.setdefault(claim, set()).add(run.name[:-len("_s0")])
   assert configs == {
       "router_policy": {"switch_E8_500steps",
@@ -83,9 +86,9 @@ def test_appendix_claims_are_three_seeded_ablations_against_the_baseline():
       "priority_dropping": {"switch_E8_500steps", "switch_E8_cf1.0_500steps",
                             "switch_E8_cf1.0_switch_max_500steps"},
       "experts_attention": {"switch_E8_500steps",
-                            "switch_E8_attention_500steps",
-                            "switch_E8_bfloat16_500steps",
-                            "switch_E8_bfloat16_attention_500steps"},
+                            "switch_E8_attention_500steps"},
+      "experts_attention_bfloat16": {"switch_E8_bfloat16_100steps",
+                                     "switch_E8_bfloat16_attention_100steps"},
   }
   for claim in claims_plan.APPENDIX_CLAIMS:
     runs = full[claim]
@@ -93,7 +96,7 @@ def test_appendix_claims_are_three_seeded_ablations_against_the_baseline():
       assert {r.seed for r in runs
               if r.name[:-3] == run.name[:-3]} == {0, 1, 2}, run.name
   by_name = {r.name: r for r in claims_plan.ordered_runs(full)}
-  attention = by_name["switch_E8_bfloat16_attention_500steps_s1"]
+  attention = by_name["switch_E8_bfloat16_attention_100steps_s1"]
   assert attention.model_gin == "models/switch_tiny_attention.gin"
   assert attention.activation_dtype == "bfloat16"
   assert "Switch.router_policy_train = 'sample'" in by_name[
@@ -106,7 +109,7 @@ def test_appendix_claims_are_three_seeded_ablations_against_the_baseline():
 @pytest.mark.parametrize("name", [
     "switch_E8_policy_sample_500steps_s0", "switch_E8_ntlb4_500steps_s0",
     "switch_E8_cf1.0_switch_max_500steps_s0",
-    "switch_E8_bfloat16_attention_500steps_s0"])
+    "switch_E8_bfloat16_attention_100steps_s0"])
 def test_appendix_configs_build(name):
   """The planned gin files and params make a model (no knob refused)."""
   run = {r.name: r for r in claims_plan.ordered_runs(

@@ -21,9 +21,9 @@ BUDGET = claims_plan.FULL
 STEPS = BUDGET.ablation_steps
 
 
-def _switch(**knobs):
+def _switch(steps=STEPS, **knobs):
   """A config's name (its runs' names without the seed) and its runs."""
-  runs = tuple(claims_plan.switch(BUDGET, seed, train_steps=STEPS, **knobs)
+  runs = tuple(claims_plan.switch(BUDGET, seed, train_steps=steps, **knobs)
                for seed in range(BUDGET.seeds))
   return claims_analysis.config_name(runs[0].name), runs
 
@@ -36,8 +36,9 @@ NTLB = _switch(routing="ntlb")
 TOKEN_ORDER = _switch(capacity_factor=1.0)
 SWITCH_MAX = _switch(capacity_factor=1.0, routing="switch_max")
 ATTENTION = _switch(attention_experts=True)
-ATTENTION_BF16 = _switch(attention_experts=True, activation_dtype="bfloat16")
-FF_BF16 = _switch(activation_dtype="bfloat16")
+ATTENTION_BF16 = _switch(BUDGET.bfloat16_steps, attention_experts=True,
+                         activation_dtype="bfloat16")
+FF_BF16 = _switch(BUDGET.bfloat16_steps, activation_dtype="bfloat16")
 # Final validation CE per seed (None: that seed is not stored).
 CE = {
     BASELINE: (5.00, 5.20, 5.10),
@@ -118,7 +119,8 @@ def test_every_planned_appendix_config_has_a_label_and_a_paper_figure():
   assert policy[SAMPLE[0]][1] == "%.3f (Table 11)" % (
       paper.ROUTER_POLICY["sample"])
   attention = configs["experts_attention"]
-  assert attention[ATTENTION_BF16[0]][1] == "diverged (Table 10)"
+  assert configs["experts_attention_bfloat16"][ATTENTION_BF16[0]][1] == (
+      "diverged (Table 10)")
   assert attention[ATTENTION[0]][1].startswith("%.3f" % paper.EXPERTS_ATTENTION[
       ("Experts FF + Attention", "float32")][0])
   assert configs["priority_dropping"][TOKEN_ORDER[0]][1] == (
@@ -178,29 +180,34 @@ def test_diverged_and_missing_attention_runs(tmp_path):
   assert diverged[1:4] == ["3", "3", "–"]
   statement = next(line for line in block
                    if line.startswith("- Minus the baseline"))
-  assert ("Experts FF + attention, float32: no finished seed to pair yet, "
-          "3 of 3 seeds diverged;") in statement
-  assert "Experts FF + attention, bfloat16: not run yet;" in statement
-  # Its same-precision contrast has no runs yet either.
-  assert block[-2] == (
-      "- Experts FF + attention, bfloat16 minus Experts FF, bfloat16 "
-      "(paired by seed, 95%): not run yet.")
+  assert statement == (
+      "- Minus the baseline (paired by seed, 95%): Experts FF + attention, "
+      "float32: no finished seed to pair yet, 3 of 3 seeds diverged.")
+  # The bfloat16 pair: its experts-FF half is stored, the other not yet.
+  block = _block(claims_text.appendix_ablations(_store(tmp_path)),
+                 "Experts in attention, bfloat16 (Table 10)")
+  assert block[2].startswith("| config (100 steps) |")
+  assert _cells(block, "Experts FF, bfloat16 (baseline)")[1:3] == ["3", "0"]
   assert _cells(block, "Experts FF + attention, bfloat16")[-1] == (
       "diverged (Table 10)")
+  assert block[-2] == (
+      "- Minus the baseline (paired by seed, 95%): Experts FF + attention, "
+      "bfloat16: not run yet.")
 
 
 def test_summary_counts_runs_missing_configs_and_significant_ones(tmp_path):
   results = _store(tmp_path)
   (line,) = claims_text.appendix_summary(results)
   # 30 distinct planned runs; stored: 3 baseline + 3 argmax + 1 sample +
-  # 3 NTLB + 3 cf 1.0 + 3 switch_max + 3 diverged attention + 3 bf16 FF.
-  # Intervals: argmax, NTLB, cf 1.0, switch_max, bf16 FF (sample has one
-  # seed, the diverged attention none); all but NTLB and bf16 FF exclude 0.
-  significant = [c for c in (ARGMAX, NTLB, TOKEN_ORDER, SWITCH_MAX, FF_BF16)
+  # 3 NTLB + 3 cf 1.0 + 3 switch_max + 3 diverged attention + 3 bf16 FF
+  # (the bfloat16 pair's baseline). Intervals: argmax, NTLB, cf 1.0,
+  # switch_max (sample has one seed, the diverged attention none); all but
+  # NTLB exclude 0.
+  significant = [c for c in (ARGMAX, NTLB, TOKEN_ORDER, SWITCH_MAX)
                  if _interval(_deltas(c)).endswith(", significant")]
   assert significant == [ARGMAX, TOKEN_ORDER, SWITCH_MAX]
   assert line.startswith(
-      "- 22 of 30 runs stored, 2 configs not run yet; 3 of 5 differences "
+      "- 22 of 30 runs stored, 2 configs not run yet; 3 of 4 differences "
       "to the baseline significant at 95%: argmax (no exploration) (")
   assert "gate priority (`switch_max`), cf 1.0 (%s)" % _interval(
       _deltas(SWITCH_MAX)) in line
