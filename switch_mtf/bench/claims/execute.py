@@ -133,9 +133,10 @@ def _lost_prerequisites(by_name: Dict[str, claims_runs.Run],
                         launcher: claims_runs.Launcher) -> Set[str]:
   """Stored runs whose checkpoint is gone but that a run to come needs.
 
-  Model dirs are scratch, lost with the machine; with fixed seeds the CLI's
-  training is deterministic, so such a run is trained again. Followed
-  through chains: a lost run that is needed needs its own start.
+  Model dirs are scratch, lost with the machine; such a run is trained
+  again with its seeds and data (on CPU it matches the lost one up to
+  floating-point noise). Followed through chains: a lost run that is needed
+  needs its own start.
   """
   def lost(name: str) -> bool:
     return name in by_name and store.done(name) and not os.path.exists(

@@ -126,7 +126,7 @@ def test_a_few_step_run_goes_through_every_stage(tmp_path):
   summary = (results / "summary.md").read_text()
   assert "| upcycled |" in summary and "Commands:" in summary
   # A later session: the scratch model dirs are gone and one arm is still
-  # to run. The dense run is trained again (deterministically) and
+  # to run. The dense run is trained again (the same seeds and data) and
   # upcycled again for it; the finished arms are left alone.
   shutil.rmtree(tmp_path / "work")
   store = store_lib.ResultStore(str(results / "runs.json"))
@@ -135,8 +135,9 @@ def test_a_few_step_run_goes_through_every_stage(tmp_path):
   assert tool.main(args) == 0
   again = json.load(open(results / "runs.json"))["entries"]
   assert again["upcycled_s0"]["final_eval"]["step"] == 8
-  assert again["dense_s0"]["final_train_loss"] == (
-      entries["dense_s0"]["final_train_loss"])
+  # CPU kernels may differ in the last bits between processes.
+  assert abs(again["dense_s0"]["final_train_loss"] -
+             entries["dense_s0"]["final_train_loss"]) < 1e-3
   assert os.path.isfile(tmp_path / "work" / "dense_s0" / "train.0.log")
   assert os.path.isfile(tmp_path / "work" / "upcycled_init_s0" /
                         "model.ckpt-4.index")
