@@ -79,13 +79,19 @@ def test_run_all_skips_finished_runs_and_reruns_stale_ones(tmp_path):
   assert not (tmp_path / "work" / "b_s0").exists()
 
 
-def test_run_all_two_jobs_stores_every_run_and_fine_tunes_after_pretraining(
-    tmp_path):
+def _pretrain_and_finetune():
+  """p_s0 and f_s0, which starts from p_s0's last checkpoint."""
   pretrain = claims_runs.Run(name="p_s0", model_gin="models/t5_tiny.gin",
                              train_steps=4)
   finetune = claims_runs.Run(name="f_s0", model_gin="models/t5_tiny.gin",
                              train_steps=4, init_from="p_s0",
                              eval_kind="none")
+  return pretrain, finetune
+
+
+def test_run_all_two_jobs_stores_every_run_and_fine_tunes_after_pretraining(
+    tmp_path):
+  pretrain, finetune = _pretrain_and_finetune()
   other = claims_runs.Run(name="o_s0", model_gin="models/t5_tiny.gin",
                           train_steps=4, eval_kind="none")
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
@@ -106,11 +112,7 @@ def test_a_stored_run_whose_checkpoint_is_gone_is_trained_again_if_needed(
     tmp_path):
   # Model dirs are scratch: a later session has the pretraining run's entry
   # but not its checkpoint, and a fine-tuning run still to come needs it.
-  pretrain = claims_runs.Run(name="p_s0", model_gin="models/t5_tiny.gin",
-                             train_steps=4)
-  finetune = claims_runs.Run(name="f_s0", model_gin="models/t5_tiny.gin",
-                             train_steps=4, init_from="p_s0",
-                             eval_kind="none")
+  pretrain, finetune = _pretrain_and_finetune()
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
   launcher = _FakeLauncher(str(tmp_path / "work"))
   quiet = lambda message: None
