@@ -5,7 +5,8 @@ devices) and gin's lock are process-wide, so every test module runs in its
 own pytest process. Most of a module's time is single-threaded Python (graph
 building, CLI start-up), so two at a time on two cores roughly halves the
 wall time. Modules start longest first (from the durations recorded by the
-last `--record` run), so the long ones do not finish last alone.
+last `--record` run), so the long ones do not finish last alone. With the
+default marks, a module whose tests are all marked slow is not started.
 
   python tools/run_tests.py                    # make test: not slow, 2 jobs
   python tools/run_tests.py --marks=           # make test-all: everything
@@ -13,6 +14,7 @@ last `--record` run), so the long ones do not finish last alone.
 """
 
 import argparse
+import ast
 import json
 import os
 import subprocess
@@ -41,6 +43,30 @@ def find_modules(paths: Sequence[str]) -> List[str]:
   if not modules:
     raise SystemExit("No test modules under %s." % ", ".join(paths))
   return sorted(set(modules))
+
+
+def every_test_is_slow(path: str) -> bool:
+  """Whether a module marks all its tests slow (read, not imported), so that
+  `make test` need not start a process only to deselect them."""
+  with open(path) as f:
+    tree = ast.parse(f.read())
+  tests = []
+  for node in tree.body:
+    if isinstance(node, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id == "pytestmark"
+        for t in node.targets) and _marks_slow(node.value):
+      return True
+    if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+      tests.append(node)
+    elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+      tests += [n for n in node.body if isinstance(n, ast.FunctionDef)
+                and n.name.startswith("test")]
+  return bool(tests) and all(
+      any(_marks_slow(d) for d in test.decorator_list) for test in tests)
+
+
+def _marks_slow(node: ast.AST) -> bool:
+  return "mark.slow" in ast.unparse(node)
 
 
 def load_durations(marks: str) -> Dict[str, float]:
@@ -156,8 +182,13 @@ def main(argv: Optional[List[str]] = None) -> int:
   if args.jobs < 1:
     parser.error("--jobs must be >= 1")
   modules = find_modules(args.paths)
-  print("%d test modules, %d at a time, marks %r; load average %.2f" % (
-      len(modules), args.jobs, args.marks, os.getloadavg()[0]), flush=True)
+  slow_only = [m for m in modules if args.marks == "not slow"
+               and every_test_is_slow(os.path.join(REPO, m))]
+  modules = [m for m in modules if m not in slow_only]
+  print("%d test modules, %d at a time, marks %r; load average %.2f%s" % (
+      len(modules), args.jobs, args.marks, os.getloadavg()[0],
+      "; %d more with only slow tests not started" % len(slow_only)
+      if slow_only else ""), flush=True)
   result = run(modules, args.marks, args.jobs, pytest_args, args.verbose)
   if args.record:
     save_durations(args.marks, result["durations"])

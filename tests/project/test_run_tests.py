@@ -41,6 +41,31 @@ def test_failures_are_named_and_deselected_modules_pass(tmp_path, capsys,
       "test_a.py", "test_b.py", "test_d.py", "test_e.py"]
 
 
+def test_modules_with_only_slow_tests_are_not_started_by_make_test(
+    tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(run_tests, "DURATIONS_FILE",
+                      str(tmp_path / "durations.json"))
+  # Started, either would fail at import; only the mixed module runs.
+  broken = "raise SystemExit('started')\n"
+  paths = _suite(
+      tmp_path, a=PASSING,
+      m=broken + "import pytest\npytestmark = [pytest.mark.slow]\n"
+      "def test_m():\n  pass\n",
+      f=broken + ONLY_SLOW + "class TestF:\n  @pytest.mark.slow\n"
+      "  def test_f(self):\n    pass\n",
+      x=ONLY_SLOW + PASSING)
+  assert run_tests.main([*paths, "--jobs=1", "--verbose"]) == 0
+  out = capsys.readouterr().out
+  assert "2 test modules, 1 at a time, marks 'not slow'" in out
+  assert "; 2 more with only slow tests not started" in out
+  assert "1 passed, 1 deselected" in out  # test_x.py
+  # The whole suite starts them (and they fail at import).
+  assert run_tests.main([*paths, "--marks=", "--jobs=1"]) == 1
+  failed = capsys.readouterr().out.split("FAILED modules: ")[1].split()
+  assert sorted(os.path.basename(m) for m in failed) == [
+      "test_f.py", "test_m.py", "test_x.py"]
+
+
 def test_every_mark_runs_with_empty_marks(tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(run_tests, "DURATIONS_FILE",
                       str(tmp_path / "durations.json"))
