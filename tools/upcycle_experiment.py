@@ -12,7 +12,8 @@ run's commands, curves, evaluations and provenance (commit, code and gin
 hashes, machine, load), summary.md the table and the paired gains. Long:
 run it on an idle machine; a finished run is skipped on the next call,
 and a stored dense run whose checkpoint is gone (model dirs are scratch)
-is trained again for the arms still to run.
+is trained again for the arms still to run, and so are the arms that
+started from its earlier training (a seed's arms share one dense model).
 """
 
 import argparse

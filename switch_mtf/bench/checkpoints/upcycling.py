@@ -16,6 +16,7 @@ differences to the others are paired by seed, with t-intervals over seeds.
 
 import dataclasses
 import os
+import shutil
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from switch_mtf.bench.claims import analysis as claims_analysis
@@ -93,10 +94,21 @@ def run(config: Config, work_dir: str, results_path: str, command: str,
     # Planned with its arms: a dense run whose checkpoint is gone (model
     # dirs are scratch) is trained again while an arm still needs it.
     every_run = [seed_plan.dense, seed_plan.upcycled_init, *seed_plan.arms]
+    stored_dense = store.get(seed_plan.dense.name)
     execute.run_all([seed_plan.dense], store, launcher, log, command=command,
                     code_parts=CODE_PARTS, plan_runs=every_run)
     continued, upcycled_arm, _ = seed_plan.arms
     init = seed_plan.upcycled_init
+    if stored_dense and store.get(seed_plan.dense.name) != stored_dense:
+      # Trained again: a seed's arms must all start from one training of
+      # its dense run (a retraining differs in floating-point noise).
+      for arm in (continued, upcycled_arm):
+        if store.done(arm.name):
+          log("upcycling: %s started from the earlier training of %s; "
+              "training it again" % (arm.name, seed_plan.dense.name))
+          store.drop(arm.name)
+          shutil.rmtree(launcher.model_dir(arm), ignore_errors=True)
+      shutil.rmtree(launcher.model_dir(init), ignore_errors=True)
     upcycle_again = not store.done(init.name) or (
         not store.done(upcycled_arm.name) and
         not os.path.exists(launcher.final_checkpoint(init) + ".index"))

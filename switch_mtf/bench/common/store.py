@@ -63,6 +63,11 @@ class ResultStore:
     self._data["entries"][key] = json.loads(json.dumps(value))
     self.save()
 
+  def drop(self, key: str) -> None:
+    """Forgets an entry that no longer holds (the file's history keeps it)."""
+    del self._data["entries"][key]
+    self.save()
+
   def items(self) -> Iterator[Tuple[str, Dict[str, Any]]]:
     return iter(self._data["entries"].items())
 

@@ -90,6 +90,55 @@ def test_a_failed_retraining_of_a_lost_dense_run_upcycles_nothing(
       "dense_continued_s0", "upcycled_s0", "switch_scratch_s0"]
 
 
+def test_a_retrained_dense_run_retrains_the_arms_that_started_from_it(
+    tmp_path, monkeypatch):
+  # dense_continued_s0 ran from a dense_s0 training whose model dir is
+  # gone; the upcycled arm still needs dense_s0, which is trained again.
+  # Both arms must then start from that one training.
+  config = upcycling.Config(seeds=(0,), dense_steps=4, extra_steps=4)
+  work_dir = str(tmp_path / "work")
+  seed_plan = upcycling.plan(config, work_dir)[0]
+  continued, upcycled, scratch = seed_plan.arms
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  for run in (seed_plan.dense, continued, scratch):
+    store.put(run.name, {"run": run.as_dict(), "final_train_loss": 9.0})
+  store.put(seed_plan.upcycled_init.name,
+            {"run": seed_plan.upcycled_init.as_dict()})
+  trained = []
+
+  def train(self, command, log_path):
+    model_dir = next(c for c in command if c.startswith("--model_dir="))
+    trained.append(os.path.basename(model_dir))
+    steps = next(c for c in command if "utils.run.train_steps" in c)
+    with open(log_path, "w") as f:
+      f.write("step, tf_loss[5.0][1]\n")
+    with open(os.path.join(model_dir.split("=", 1)[1], "model.ckpt-%s.index"
+                           % steps.split("=")[-1].strip()), "w"):
+      pass
+    return 0, 0.1
+
+  def fake_upcycle(unused_config, plan, launcher, unused_command):
+    os.makedirs(launcher.model_dir(plan.upcycled_init))
+    open(launcher.final_checkpoint(plan.upcycled_init) + ".index", "w").close()
+    with open(plan.upcycled_init.model_gin, "w") as f:
+      f.write("# the upcycled model\n")
+    return {"run": plan.upcycled_init.as_dict(), "upcycled": True}
+
+  monkeypatch.setattr(claims_runs.Launcher, "execute", train)
+  monkeypatch.setattr(upcycling, "_upcycle", fake_upcycle)
+  said = []
+  upcycling.run(config, work_dir, store.path, "cmd", log=said.append)
+  # Train and evaluate each: dense again, then both arms that start from it.
+  assert trained == ["dense_s0"] * 2 + ["dense_continued_s0"] * 2 + [
+      "upcycled_s0"] * 2
+  assert ("upcycling: dense_continued_s0 started from the earlier training "
+          "of dense_s0; training it again") in said
+  stored = store_lib.ResultStore(store.path)
+  assert stored.get(seed_plan.upcycled_init.name)["upcycled"]
+  assert stored.get("switch_scratch_s0")["final_train_loss"] == 9.0
+  assert "train_command" in stored.get("dense_continued_s0")  # a new entry
+
+
 def test_tool_documents_every_flag():
   tool = tool_help.load_tool("upcycle_experiment")
   assert tool_help.undocumented(tool.build_parser()) == []
