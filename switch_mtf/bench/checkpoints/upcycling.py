@@ -101,7 +101,7 @@ def run(config: Config, work_dir: str, results_path: str, command: str,
     init = seed_plan.upcycled_init
     if stored_dense and store.get(seed_plan.dense.name) != stored_dense:
       # Trained again: a seed's arms must all start from one training of
-      # its dense run (a retraining differs in floating-point noise).
+      # its dense run (a retraining's numbers differ a little).
       for arm in (continued, upcycled_arm):
         if store.done(arm.name):
           log("upcycling: %s started from the earlier training of %s; "

@@ -134,8 +134,9 @@ def _lost_prerequisites(by_name: Dict[str, claims_runs.Run],
   """Stored runs whose checkpoint is gone but that a run to come needs.
 
   Model dirs are scratch, lost with the machine; such a run is trained
-  again with its seeds and data (on CPU it matches the lost one up to
-  floating-point noise). Followed through chains: a lost run that is needed
+  again with its flags, seeds and data (its numbers differ a little from
+  the lost run's: these CLI runs are not bitwise reproducible between
+  processes here). Followed through chains: a lost run that is needed
   needs its own start.
   """
   def lost(name: str) -> bool:
