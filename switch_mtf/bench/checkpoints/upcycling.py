@@ -111,11 +111,10 @@ def run(config: Config, work_dir: str, results_path: str, command: str,
       shutil.rmtree(launcher.model_dir(init), ignore_errors=True)
     upcycle_again = not store.done(init.name) or (
         not store.done(upcycled_arm.name) and
-        not os.path.exists(launcher.final_checkpoint(init) + ".index"))
+        not launcher.has_final_checkpoint(init))
     needs_dense = upcycle_again or not store.done(continued.name)
-    if not store.done(seed_plan.dense.name) or (needs_dense and not (
-        os.path.exists(launcher.final_checkpoint(seed_plan.dense)
-                       + ".index"))):
+    if not store.done(seed_plan.dense.name) or (
+        needs_dense and not launcher.has_final_checkpoint(seed_plan.dense)):
       continue  # its (re)training failed: the next call retries it
     if upcycle_again:
       store.put(init.name, _upcycle(config, seed_plan, launcher, command))

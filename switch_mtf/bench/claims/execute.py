@@ -99,8 +99,7 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
             run.name, what, before.name))
         return
     for before, what in ((init_run, "pretraining run"), (teacher, "teacher")):
-      if before and not os.path.exists(
-          launcher.final_checkpoint(before) + ".index"):
+      if before and not launcher.has_final_checkpoint(before):
         locked_log("claims: %s skipped: its %s's checkpoint %s is missing "
                    "(model dirs are scratch, not results: copy %s's model "
                    "dir from the machine that trained it, or train it again)"
@@ -140,8 +139,8 @@ def _lost_prerequisites(by_name: Dict[str, claims_runs.Run],
   needs its own start.
   """
   def lost(name: str) -> bool:
-    return name in by_name and store.done(name) and not os.path.exists(
-        launcher.final_checkpoint(by_name[name]) + ".index")
+    return (name in by_name and store.done(name)
+            and not launcher.has_final_checkpoint(by_name[name]))
 
   found: Set[str] = set()
   needing = [r for r in by_name.values() if not store.done(r.name)]

@@ -91,6 +91,10 @@ class Launcher:
     return os.path.join(self.model_dir(run),
                         "model.ckpt-%d" % run.train_steps)
 
+  def has_final_checkpoint(self, run: Run) -> bool:
+    """Whether that checkpoint is here (model dirs are scratch)."""
+    return os.path.exists(self.final_checkpoint(run) + ".index")
+
   def base_flags(self, run: Run, init_run: Optional[Run] = None,
                  init_steps: int = 0,
                  teacher: Optional[Run] = None) -> List[str]:
