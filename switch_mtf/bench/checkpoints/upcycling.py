@@ -167,6 +167,21 @@ def summary(store: store_lib.ResultStore,
                   for o in ("dense_continued", "switch_scratch"))]}
 
 
+def _gain_sentence(other: str, gain: Dict[str, Any]) -> str:
+  """Upcycled minus `other` in words; `gain` is other - upcycled per seed."""
+  name = "upcycled - %s, validation CE" % other
+  if gain is None:
+    return "%s: no paired seeds yet" % name
+  side = "upcycled lower" if gain["mean"] > 0 else "upcycled higher"
+  if gain["low"] is None:
+    return "%s: %+.4f (%s; 1 seed, no interval)" % (name, -gain["mean"], side)
+  verdict = ("significant, " + side if gain["significant"]
+             else "not significant")
+  return ("%s: %+.4f, 95%% interval [%+.4f, %+.4f] (Student's t over %d "
+          "paired seeds; %s)" % (name, -gain["mean"], -gain["high"],
+                                 -gain["low"], gain["n"], verdict))
+
+
 def report(summary_dict: Dict[str, Any], config: Config,
            commands: Sequence[Dict[str, str]]) -> str:
   """Markdown: the table, the paired gains, the verdict, the commands."""
@@ -188,20 +203,13 @@ def report(summary_dict: Dict[str, Any], config: Config,
         "%.4f" % ce[arm][s] if s in ce[arm] else "-" for s in seeds)))
   lines.append("")
   for other, gain in summary_dict["upcycled_gain_over"].items():
-    if gain is None:
-      lines.append("- upcycled vs %s: no paired seeds yet" % other)
-    elif gain["low"] is None:
-      lines.append("- upcycled vs %s: %.4f lower CE (1 seed, no interval)"
-                   % (other, gain["mean"]))
-    else:
-      lines.append(
-          "- upcycled vs %s: %.4f lower CE, 95%% interval [%.4f, %.4f] over "
-          "%d seeds%s" % (other, gain["mean"], gain["low"], gain["high"],
-                          gain["n"], "" if gain["significant"]
-                          else " (not significant)"))
+    lines.append("- " + _gain_sentence(other, gain))
   best = summary_dict["upcycled_best_in_seeds"]
-  lines += ["", "Upcycled beats both other arms in %d of %d seeds (%s)."
-            % (len(best), len(seeds), ", ".join(map(str, best)) or "none"),
+  complete = [s for s in seeds if all(s in ce[arm] for arm in ARMS)]
+  lines += ["", "Upcycled beats both other arms in %d of the %d seeds with "
+            "every arm stored (%s); %d seeds planned."
+            % (len(best), len(complete), ", ".join(map(str, best)) or "none",
+               len(seeds)),
             "", "Commands:", ""]
   lines += ["    %s" % c["command"] for c in commands]
   return "\n".join(lines) + "\n"

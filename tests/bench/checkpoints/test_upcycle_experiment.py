@@ -55,8 +55,30 @@ def test_summary_pairs_seeds_and_reports(tmp_path):
   assert gain["n"] == 2 and abs(gain["mean"] - 0.075) < 1e-9
   text = upcycling.report(summary, config, store.commands)
   assert "| upcycled | 4.6000 | 4.9500 |" in text
-  assert "beats both other arms in 1 of 2 seeds (0)" in text
+  assert "beats both other arms in 1 of the 2 seeds with every arm" in text
   assert "    cmd" in text
+
+
+def test_report_states_the_sign_and_counts_only_complete_seeds():
+  # Seed 0 complete, upcycled 0.01 above dense_continued; seed 1 has only
+  # its dense runs. Three seeds planned.
+  summary = {
+      "val_ce": {"dense": {0: 5.0, 1: 5.1}, "dense_continued": {0: 4.70, 1: 4.8},
+                 "upcycled": {0: 4.71}, "switch_scratch": {0: 4.9}},
+      "upcycled_gain_over": {
+          "dense_continued": {"n": 1, "mean": -0.01, "low": None,
+                              "high": None, "significant": None},
+          "switch_scratch": {"n": 3, "mean": 0.2, "low": 0.1, "high": 0.3,
+                             "significant": True}},
+      "upcycled_best_in_seeds": []}
+  text = upcycling.report(summary, upcycling.Config(seeds=(0, 1, 2)), [])
+  assert ("upcycled - dense_continued, validation CE: +0.0100 (upcycled "
+          "higher; 1 seed, no interval)") in text
+  assert ("upcycled - switch_scratch, validation CE: -0.2000, 95% interval "
+          "[-0.3000, -0.1000] (Student's t over 3 paired seeds; significant, "
+          "upcycled lower)") in text
+  assert ("beats both other arms in 0 of the 1 seeds with every arm stored "
+          "(none); 3 seeds planned.") in text
 
 
 def test_a_failed_retraining_of_a_lost_dense_run_upcycles_nothing(

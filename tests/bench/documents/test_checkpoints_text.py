@@ -79,7 +79,11 @@ def test_upcycling_section_pairs_the_arms_by_seed(tmp_path):
   text = "\n".join(checkpoints_text.upcycling_lines(str(tmp_path)))
   assert "| upcycled | 5.0000 | 5.2000 |" in text
   # dense_continued - upcycled: 0.2 and 0.1; switch_scratch: 0.4 and -0.1.
-  assert "upcycled vs dense_continued: 0.1500 lower CE" in text
-  assert "Upcycled beats both other arms in 1 of 2 seeds (0)." in text
+  # Student's t with 1 degree of freedom: 12.706 * 0.0707 / sqrt(2) = 0.635.
+  assert ("upcycled - dense_continued, validation CE: -0.1500, 95% interval "
+          "[-0.7853, +0.4853] (Student's t over 2 paired seeds; not "
+          "significant)") in text
+  assert ("Upcycled beats both other arms in 1 of the 2 seeds with every arm "
+          "stored (0); 2 seeds planned.") in text
   assert "| upcycled_s1 | – | not recorded | recorded without provenance |" in (
       text)
