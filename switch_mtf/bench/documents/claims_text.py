@@ -58,6 +58,19 @@ class ClaimResults:
         self.plan, self.entries,
         claims_plan.ablation_baselines(claims_plan.FULL))
 
+  def fresh_seeds(self, claim: str) -> Dict[str, Tuple[List[int], List[int]]]:
+    """config -> (stored seeds, those whose provenance matches today's)."""
+    out: Dict[str, Tuple[List[int], List[int]]] = {}
+    for config, pairs in claims_analysis.group(self.plan[claim],
+                                               self.entries).items():
+      stored, fresh = out.setdefault(config, ([], []))
+      for run, entry in pairs:
+        stored.append(run.seed)
+        record = entry.get("provenance")
+        if record and not provenance.stale_reasons(record):
+          fresh.append(run.seed)
+    return out
+
   def per_seed_val_ce(self, claim: str) -> Dict[str, Dict[int, float]]:
     """config -> seed -> final validation CE."""
     out: Dict[str, Dict[int, float]] = {}
@@ -150,7 +163,7 @@ def sample_efficiency_findings(results: ClaimResults) -> List[str]:
 _ABLATION_HEADER = (
     "config (%d steps)" % claims_plan.FULL.ablation_steps, "seeds", "diverged", "val CE (mean ± std)",
     "− baseline, paired: mean [95% CI]", "seeds better than baseline",
-    "tokens dropped (2nd half)")
+    "tokens dropped (2nd half)", "stored seeds with today's provenance")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]
@@ -165,10 +178,12 @@ def _ablation_rows(results: ClaimResults, claim: str
   rows = results.analysis[claim]
   per_seed = results.per_seed_val_ce(claim)
   baseline = claims_plan.ablation_baselines(claims_plan.FULL)[claim]
+  fresh = results.fresh_seeds(claim)
   out = []
   for config, row in rows.items():
     better, seeds = _better(per_seed.get(config, {}),
                             per_seed.get(baseline, {}))
+    stored, current = fresh.get(config, ([], []))
     out.append((config, [
         label(config), "%d" % row.get("seeds_done", 0),
         "%d" % row.get("diverged", 0),
@@ -179,8 +194,31 @@ def _ablation_rows(results: ClaimResults, claim: str
         "–" if config == baseline or not seeds else "%d of %d" % (
             better, seeds),
         formatting.mean_std(row.get("tokens_dropped_fraction"), 1,
-                            percent=True)]))
+                            percent=True),
+        "%d of %d" % (len(current), len(stored)) if stored else "–"]))
   return out
+
+
+def mixed_pairs(results: ClaimResults,
+                claims: Sequence[str] = claims_plan.ABLATION_CLAIMS
+                ) -> List[str]:
+  """Configs whose pairing with the baseline mixes provenance states.
+
+  A run with today's provenance trained through the guarded recipe; one
+  recorded before provenance (or stale) may not have: pairing the two by
+  seed compares more than the knob.
+  """
+  mixed = []
+  for claim in claims:
+    baseline = claims_plan.ablation_baselines(claims_plan.FULL)[claim]
+    fresh = results.fresh_seeds(claim)
+    base_stored, base_fresh = fresh.get(baseline, ([], []))
+    for config, (stored, current) in fresh.items():
+      paired = sorted(set(stored) & set(base_stored))
+      if config != baseline and config not in mixed and any(
+          (s in current) != (s in base_fresh) for s in paired):
+        mixed.append(config)
+  return mixed
 
 
 def ablation_table(results: ClaimResults,
@@ -207,13 +245,21 @@ def ablation_findings(results: ClaimResults) -> List[str]:
         if summary["significant"]:
           significant.append("%s (%s)" % (label(config),
                                           formatting.interval(summary)))
+  mixed = mixed_pairs(results)
+  mixing = ([] if not mixed else [
+      "- %d of these comparisons pair, for some seed, a run with today's "
+      "provenance and one without it (recorded before provenance existed, "
+      "or stale), so they compare more than the knob: %s. `python "
+      "tools/bench.py --parts=claims --rerun_stale` trains the latter again "
+      "(last column: how many of its seeds are current)." % (
+          len(mixed), "; ".join(label(c) for c in mixed))])
   return ["- %d of %d ablation differences to the baseline are significant "
           "at 95%%%s. Each interval is taken on its own: with %d "
           "comparisons, about %.1f would be significant by chance alone if "
           "no knob mattered." % (
               len(significant), total,
               ": " + "; ".join(significant) if significant else "", total,
-              0.05 * total)]
+              0.05 * total)] + mixing
 
 
 def paper_ablations() -> List[str]:

@@ -213,3 +213,18 @@ def test_summary_counts_runs_missing_configs_and_significant_ones(tmp_path):
       _deltas(SWITCH_MAX)) in line
   assert line.endswith("(about 0.2 would be by chance alone if no knob "
                        "mattered).")
+
+
+def test_provenance_column_and_pairs_that_mix_provenance(tmp_path):
+  results = _store(tmp_path)
+  block = _block(claims_text.appendix_ablations(results),
+                 "Router exploration (Table 11)")
+  # argmax: s0 stale, s1 fresh, s2 recorded before provenance.
+  assert _cells(block, "argmax (no exploration)")[7] == "1 of 3"
+  assert _cells(block, "input jitter (the paper's; baseline)")[7] == "0 of 3"
+  assert _cells(block, "input dropout")[7] == "–"
+  # Only argmax pairs a fresh run (s1) with a baseline run without
+  # provenance; sample softmax's one seed and NTLB's predate provenance
+  # like their baselines.
+  assert claims_text.mixed_pairs(
+      results, ["router_policy", "ntlb"]) == [ARGMAX[0]]
