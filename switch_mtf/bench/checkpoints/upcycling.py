@@ -17,7 +17,7 @@ differences to the others are paired by seed, with t-intervals over seeds.
 import dataclasses
 import os
 import shutil
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import execute
@@ -167,12 +167,13 @@ def summary(store: store_lib.ResultStore,
                   for o in ("dense_continued", "switch_scratch"))]}
 
 
-def _gain_sentence(other: str, gain: Dict[str, Any]) -> str:
+def _gain_sentence(other: str, gain: Optional[Dict[str, Any]]) -> str:
   """Upcycled minus `other` in words; `gain` is other - upcycled per seed."""
   name = "upcycled - %s, validation CE" % other
   if gain is None:
     return "%s: no paired seeds yet" % name
-  side = "upcycled lower" if gain["mean"] > 0 else "upcycled higher"
+  side = ("upcycled lower" if gain["mean"] > 0 else
+          "upcycled higher" if gain["mean"] < 0 else "equal")
   if gain["low"] is None:
     return "%s: %+.4f (%s; 1 seed, no interval)" % (name, -gain["mean"], side)
   verdict = ("significant, " + side if gain["significant"]
@@ -207,7 +208,7 @@ def report(summary_dict: Dict[str, Any], config: Config,
   best = summary_dict["upcycled_best_in_seeds"]
   complete = [s for s in seeds if all(s in ce[arm] for arm in ARMS)]
   lines += ["", "Upcycled beats both other arms in %d of the %d seeds with "
-            "every arm stored (%s); %d seeds planned."
+            "every arm scored (%s); %d seeds planned."
             % (len(best), len(complete), ", ".join(map(str, best)) or "none",
                len(seeds)),
             "", "Commands:", ""]

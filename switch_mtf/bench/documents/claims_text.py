@@ -8,7 +8,7 @@ t-intervals over the seeds; "not significant" when the interval holds 0.
 
 import collections
 import os
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import formatting
@@ -202,23 +202,40 @@ def _ablation_rows(results: ClaimResults, claim: str
 def mixed_pairs(results: ClaimResults,
                 claims: Sequence[str] = claims_plan.ABLATION_CLAIMS
                 ) -> List[str]:
-  """Configs whose pairing with the baseline mixes provenance states.
+  """Configs paired with their baseline, for some seed, across provenance.
 
   A run with today's provenance trained through the guarded recipe; one
   recorded before provenance (or stale) may not have: pairing the two by
-  seed compares more than the knob.
+  seed compares more than the knob. Only seeds scored on both sides count
+  (a diverged run takes no part in the paired difference).
   """
   mixed = []
   for claim in claims:
     baseline = claims_plan.ablation_baselines(claims_plan.FULL)[claim]
     fresh = results.fresh_seeds(claim)
-    base_stored, base_fresh = fresh.get(baseline, ([], []))
-    for config, (stored, current) in fresh.items():
-      paired = sorted(set(stored) & set(base_stored))
+    scored = results.per_seed_val_ce(claim)
+    base_fresh = fresh.get(baseline, ([], []))[1]
+    for config, (_, current) in fresh.items():
+      paired = set(scored.get(config, {})) & set(scored.get(baseline, {}))
       if config != baseline and config not in mixed and any(
           (s in current) != (s in base_fresh) for s in paired):
         mixed.append(config)
   return mixed
+
+
+def _mixing_sentence(mixed: Sequence[str],
+                     name: Callable[[str], str] = label) -> List[str]:
+  if not mixed:
+    return []
+  return ["- %d %s paired with the baseline, for some seed, across "
+          "provenance: a run with today's provenance against one recorded "
+          "before provenance existed (or stale), so %s more than the knob: "
+          "%s. `python tools/bench.py --parts=claims --rerun_stale` trains "
+          "the latter again (column \"stored seeds with today's "
+          "provenance\")." % (
+              len(mixed), "config is" if len(mixed) == 1 else "configs are",
+              "it compares" if len(mixed) == 1 else "they compare",
+              "; ".join(name(c) for c in mixed))]
 
 
 def ablation_table(results: ClaimResults,
@@ -245,21 +262,13 @@ def ablation_findings(results: ClaimResults) -> List[str]:
         if summary["significant"]:
           significant.append("%s (%s)" % (label(config),
                                           formatting.interval(summary)))
-  mixed = mixed_pairs(results)
-  mixing = ([] if not mixed else [
-      "- %d of these comparisons pair, for some seed, a run with today's "
-      "provenance and one without it (recorded before provenance existed, "
-      "or stale), so they compare more than the knob: %s. `python "
-      "tools/bench.py --parts=claims --rerun_stale` trains the latter again "
-      "(last column: how many of its seeds are current)." % (
-          len(mixed), "; ".join(label(c) for c in mixed))])
   return ["- %d of %d ablation differences to the baseline are significant "
           "at 95%%%s. Each interval is taken on its own: with %d "
           "comparisons, about %.1f would be significant by chance alone if "
           "no knob mattered." % (
               len(significant), total,
               ": " + "; ".join(significant) if significant else "", total,
-              0.05 * total)] + mixing
+              0.05 * total)] + _mixing_sentence(mixed_pairs(results))
 
 
 def paper_ablations() -> List[str]:
@@ -430,6 +439,8 @@ def _appendix_claim(results: ClaimResults, claim: str,
             analysis[config], _paired(per_seed.get(config, {}),
                                       per_seed.get(other, {})),
             planned[config])))
+  lines += _mixing_sentence(mixed_pairs(results, [claim]),
+                            lambda c: configs.get(c, (label(c),))[0])
   names = [run.name for run in results.plan[claim]]
   stored = [(n, results.entries[n]) for n in names if n in results.entries]
   runs = _by_provenance(stored)

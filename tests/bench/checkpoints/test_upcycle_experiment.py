@@ -8,10 +8,13 @@ provenance and the report.
 """
 
 import json
+import math
 import os
 import shutil
+import statistics
 
 import pytest
+from scipy import stats as scipy_stats
 
 from switch_mtf.bench.checkpoints import upcycling
 from switch_mtf.bench.claims import runs as claims_runs
@@ -59,26 +62,49 @@ def test_summary_pairs_seeds_and_reports(tmp_path):
   assert "    cmd" in text
 
 
-def test_report_states_the_sign_and_counts_only_complete_seeds():
-  # Seed 0 complete, upcycled 0.01 above dense_continued; seed 1 has only
-  # its dense runs. Three seeds planned.
-  summary = {
-      "val_ce": {"dense": {0: 5.0, 1: 5.1}, "dense_continued": {0: 4.70, 1: 4.8},
-                 "upcycled": {0: 4.71}, "switch_scratch": {0: 4.9}},
-      "upcycled_gain_over": {
-          "dense_continued": {"n": 1, "mean": -0.01, "low": None,
-                              "high": None, "significant": None},
-          "switch_scratch": {"n": 3, "mean": 0.2, "low": 0.1, "high": 0.3,
-                             "significant": True}},
-      "upcycled_best_in_seeds": []}
+def _summary_of(tmp_path, ce):
+  """upcycling.summary of a store holding these final validation CEs."""
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"), "cmd")
+  for arm, values in ce.items():
+    for seed, value in enumerate(values):
+      if value is not None:
+        store.put("%s_s%d" % (arm, seed), {"eval": {"100": {
+            "neg_log_perplexity": -value}}})
+  return upcycling.summary(store, (0, 1, 2))
+
+
+def test_report_states_the_sign_and_counts_only_scored_seeds(tmp_path):
+  # Seed 2 has no dense_continued run yet; scratch - upcycled is 0.19,
+  # 0.21, 0.21 (t interval with 2 dof excludes 0); dense_continued -
+  # upcycled is -0.01 and -0.04.
+  summary = _summary_of(tmp_path, {
+      "dense": (5.0, 5.0, 5.0), "dense_continued": (4.70, 4.75, None),
+      "upcycled": (4.71, 4.79, 4.60), "switch_scratch": (4.90, 5.00, 4.81)})
+  text = upcycling.report(summary, upcycling.Config(seeds=(0, 1, 2)), [])
+  half = scipy_stats.t.ppf(0.975, 1) * statistics.stdev([-0.01, -0.04]) / (
+      math.sqrt(2))
+  assert ("upcycled - dense_continued, validation CE: +0.0250, 95%% interval "
+          "[%+.4f, %+.4f] (Student's t over 2 paired seeds; not significant)"
+          % (0.025 - half, 0.025 + half)) in text
+  scratch = [0.19, 0.21, 0.21]
+  half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev(scratch) / math.sqrt(3)
+  mean = sum(scratch) / 3
+  assert ("upcycled - switch_scratch, validation CE: %+.4f, 95%% interval "
+          "[%+.4f, %+.4f] (Student's t over 3 paired seeds; significant, "
+          "upcycled lower)" % (-mean, -mean - half, -mean + half)) in text
+  assert ("beats both other arms in 0 of the 2 seeds with every arm scored "
+          "(none); 3 seeds planned.") in text
+
+
+def test_report_with_one_seed_or_none_paired(tmp_path):
+  summary = _summary_of(tmp_path, {
+      "dense": (5.0, None, None), "dense_continued": (4.70, None, None),
+      "upcycled": (4.71, None, None), "switch_scratch": (None, 4.9, None)})
   text = upcycling.report(summary, upcycling.Config(seeds=(0, 1, 2)), [])
   assert ("upcycled - dense_continued, validation CE: +0.0100 (upcycled "
           "higher; 1 seed, no interval)") in text
-  assert ("upcycled - switch_scratch, validation CE: -0.2000, 95% interval "
-          "[-0.3000, -0.1000] (Student's t over 3 paired seeds; significant, "
-          "upcycled lower)") in text
-  assert ("beats both other arms in 0 of the 1 seeds with every arm stored "
-          "(none); 3 seeds planned.") in text
+  assert "upcycled - switch_scratch, validation CE: no paired seeds yet" in (
+      text)
 
 
 def test_a_failed_retraining_of_a_lost_dense_run_upcycles_nothing(

@@ -84,6 +84,6 @@ def test_upcycling_section_pairs_the_arms_by_seed(tmp_path):
           "[-0.7853, +0.4853] (Student's t over 2 paired seeds; not "
           "significant)") in text
   assert ("Upcycled beats both other arms in 1 of the 2 seeds with every arm "
-          "stored (0); 2 seeds planned.") in text
+          "scored (0); 2 seeds planned.") in text
   assert "| upcycled_s1 | – | not recorded | recorded without provenance |" in (
       text)

@@ -228,3 +228,10 @@ def test_provenance_column_and_pairs_that_mix_provenance(tmp_path):
   # like their baselines.
   assert claims_text.mixed_pairs(
       results, ["router_policy", "ntlb"]) == [ARGMAX[0]]
+  assert block[-2] == (
+      "- 1 config is paired with the baseline, for some seed, across "
+      "provenance: a run with today's provenance against one recorded before "
+      "provenance existed (or stale), so it compares more than the knob: "
+      "argmax (no exploration). `python tools/bench.py --parts=claims "
+      "--rerun_stale` trains the latter again (column \"stored seeds with "
+      "today's provenance\").")
