@@ -66,8 +66,7 @@ class ClaimResults:
       stored, fresh = out.setdefault(config, ([], []))
       for run, entry in pairs:
         stored.append(run.seed)
-        record = entry.get("provenance")
-        if record and not provenance.stale_reasons(record):
+        if _provenance_state(entry) == "fresh":
           fresh.append(run.seed)
     return out
 
@@ -416,12 +415,16 @@ def _appendix_claim(results: ClaimResults, claim: str,
   steps = next(run.train_steps for run in results.plan[claim])
   rows = []
   for config, cells in _ablation_rows(results, claim):
-    name, figure = configs.get(config, (label(config), "–"))
-    rows.append([name] + cells[1:] + [figure])
+    title, figure = configs.get(config, (label(config), "–"))
+    rows.append([title] + cells[1:] + [figure])
   analysis = results.analysis[claim]
   planned = collections.Counter(claims_analysis.config_name(run.name)
                                 for run in results.plan[claim])
-  words = ["%s: %s" % (configs.get(c, (label(c),))[0], _difference_text(
+
+  def name(config: str) -> str:
+    return configs.get(config, (label(config),))[0]
+
+  words = ["%s: %s" % (name(c), _difference_text(
       analysis[c], analysis[c].get("val_ce_minus_baseline"), planned[c]))
            for c in analysis if c != baseline]
   lines = (["**%s.**" % _APPENDIX_TITLES[claim], ""]
@@ -439,8 +442,7 @@ def _appendix_claim(results: ClaimResults, claim: str,
             analysis[config], _paired(per_seed.get(config, {}),
                                       per_seed.get(other, {})),
             planned[config])))
-  lines += _mixing_sentence(mixed_pairs(results, [claim]),
-                            lambda c: configs.get(c, (label(c),))[0])
+  lines += _mixing_sentence(mixed_pairs(results, [claim]), name)
   names = [run.name for run in results.plan[claim]]
   stored = [(n, results.entries[n]) for n in names if n in results.entries]
   runs = _by_provenance(stored)
@@ -527,14 +529,16 @@ def _by_provenance(entries: Iterable[Tuple[str, Dict[str, Any]]]
   """Run names by provenance: "fresh", "stale" or "missing" (none)."""
   out: Dict[str, List[str]] = {"fresh": [], "stale": [], "missing": []}
   for name, entry in sorted(entries):
-    record = entry.get("provenance")
-    if not record:
-      out["missing"].append(name)
-    elif provenance.stale_reasons(record):
-      out["stale"].append(name)
-    else:
-      out["fresh"].append(name)
+    out[_provenance_state(entry)].append(name)
   return out
+
+
+def _provenance_state(entry: Dict[str, Any]) -> str:
+  """"fresh", "stale" or "missing" (recorded before provenance existed)."""
+  record = entry.get("provenance")
+  if not record:
+    return "missing"
+  return "stale" if provenance.stale_reasons(record) else "fresh"
 
 
 def provenance_lines(results: ClaimResults) -> List[str]:
