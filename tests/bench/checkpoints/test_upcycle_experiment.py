@@ -42,14 +42,21 @@ def test_plan_pairs_the_arms_by_seed(tmp_path):
   assert plans[1].upcycled_init.init_from == "dense_s2"
 
 
-def test_summary_pairs_seeds_and_reports(tmp_path):
+def _store_of(tmp_path, ce):
+  """A store holding these final validation CEs (None: not stored)."""
   store = store_lib.ResultStore(str(tmp_path / "runs.json"), "cmd")
-  ce = {"dense": (5.0, 5.1), "dense_continued": (4.8, 4.9),
-        "upcycled": (4.6, 4.95), "switch_scratch": (4.9, 4.7)}
   for arm, values in ce.items():
     for seed, value in enumerate(values):
-      store.put("%s_s%d" % (arm, seed), {"eval": {"100": {
-          "neg_log_perplexity": -value}}})
+      if value is not None:
+        store.put("%s_s%d" % (arm, seed), {"eval": {"100": {
+            "neg_log_perplexity": -value}}})
+  return store
+
+
+def test_summary_pairs_seeds_and_reports(tmp_path):
+  store = _store_of(tmp_path, {
+      "dense": (5.0, 5.1), "dense_continued": (4.8, 4.9),
+      "upcycled": (4.6, 4.95), "switch_scratch": (4.9, 4.7)})
   config = upcycling.Config(seeds=(0, 1))
   summary = upcycling.summary(store, config.seeds)
   assert summary["val_ce"]["upcycled"] == {0: 4.6, 1: 4.95}
@@ -62,24 +69,13 @@ def test_summary_pairs_seeds_and_reports(tmp_path):
   assert "    cmd" in text
 
 
-def _summary_of(tmp_path, ce):
-  """upcycling.summary of a store holding these final validation CEs."""
-  store = store_lib.ResultStore(str(tmp_path / "runs.json"), "cmd")
-  for arm, values in ce.items():
-    for seed, value in enumerate(values):
-      if value is not None:
-        store.put("%s_s%d" % (arm, seed), {"eval": {"100": {
-            "neg_log_perplexity": -value}}})
-  return upcycling.summary(store, (0, 1, 2))
-
-
 def test_report_states_the_sign_and_counts_only_scored_seeds(tmp_path):
   # Seed 2 has no dense_continued run yet; scratch - upcycled is 0.19,
   # 0.21, 0.21 (t interval with 2 dof excludes 0); dense_continued -
   # upcycled is -0.01 and -0.04.
-  summary = _summary_of(tmp_path, {
+  summary = upcycling.summary(_store_of(tmp_path, {
       "dense": (5.0, 5.0, 5.0), "dense_continued": (4.70, 4.75, None),
-      "upcycled": (4.71, 4.79, 4.60), "switch_scratch": (4.90, 5.00, 4.81)})
+      "upcycled": (4.71, 4.79, 4.60), "switch_scratch": (4.90, 5.00, 4.81)}), (0, 1, 2))
   text = upcycling.report(summary, upcycling.Config(seeds=(0, 1, 2)), [])
   half = scipy_stats.t.ppf(0.975, 1) * statistics.stdev([-0.01, -0.04]) / (
       math.sqrt(2))
@@ -97,9 +93,9 @@ def test_report_states_the_sign_and_counts_only_scored_seeds(tmp_path):
 
 
 def test_report_with_one_seed_or_none_paired(tmp_path):
-  summary = _summary_of(tmp_path, {
+  summary = upcycling.summary(_store_of(tmp_path, {
       "dense": (5.0, None, None), "dense_continued": (4.70, None, None),
-      "upcycled": (4.71, None, None), "switch_scratch": (None, 4.9, None)})
+      "upcycled": (4.71, None, None), "switch_scratch": (None, 4.9, None)}), (0, 1, 2))
   text = upcycling.report(summary, upcycling.Config(seeds=(0, 1, 2)), [])
   assert ("upcycled - dense_continued, validation CE: +0.0100 (upcycled "
           "higher; 1 seed, no interval)") in text
