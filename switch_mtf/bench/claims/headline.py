@@ -23,7 +23,7 @@ The protocol and why (the pilots are in results/headline/pilots.json):
 """
 
 import dataclasses
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from switch_mtf.bench.claims.runs import Run
 from switch_mtf.bench.common import tiny_models
@@ -44,29 +44,48 @@ CODE = ("layer", "cli", "training") + tuple(
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
+  model: str  # "mini": models/t5_mini.gin and models/switch_mini.gin
   steps: int
   checkpoint_every: int
   recipe: str  # a tag of the run names: "const" = RECIPE_GIN
 
+  @property
+  def tag(self) -> str:
+    """What every run name of the protocol carries after the model's."""
+    return "%s_%s_%dsteps" % (self.model, self.recipe, self.steps)
 
-PROTOCOL = Protocol(steps=3000, checkpoint_every=250, recipe="const")
+  @property
+  def dense_gin(self) -> str:
+    return "models/t5_%s.gin" % self.model
+
+  @property
+  def switch_gin(self) -> str:
+    return "models/switch_%s.gin" % self.model
+
+  def speed_name(self, experts: Optional[int]) -> str:
+    """The speed benchmark's name of the model (model_step specs)."""
+    return ("t5_%s" % self.model if experts is None else
+            "switch_%s_E%d" % (self.model, experts))
+
+
+PROTOCOL = Protocol(model="mini", steps=6000, checkpoint_every=500,
+                    recipe="const")
 EXPERTS = (8, 32, 128)
 SEEDS = (0, 1, 2)
 
 
 def dense(protocol: Protocol, seed: int) -> Run:
-  return _run(protocol, "dense", seed, tiny_models.DENSE_GIN, ())
+  return _run(protocol, "dense", seed, protocol.dense_gin, ())
 
 
 def switch(protocol: Protocol, seed: int, experts: int) -> Run:
-  return _run(protocol, "switch_E%d" % experts, seed, tiny_models.SWITCH_GIN,
+  return _run(protocol, "switch_E%d" % experts, seed, protocol.switch_gin,
               ("num_experts = %d" % experts, tiny_models.CPU_DISPATCH))
 
 
 def _run(protocol: Protocol, name: str, seed: int, model_gin: str,
          params) -> Run:
-  return Run(name="%s_%s_%dsteps_s%d" % (name, protocol.recipe,
-                                         protocol.steps, seed),
+  return Run(name="%s_%s_s%d" % (name, protocol.tag, seed),
              model_gin=model_gin, gin_params=tuple(params), seed=seed,
              train_steps=protocol.steps, recipe_gin=RECIPE_GIN,
              mixture=MIXTURE, checkpoint_every=protocol.checkpoint_every)
@@ -90,5 +109,5 @@ def plan() -> Dict[str, List[Run]]:
 
 def dense_config(runs: List[Run]) -> str:
   """The config name (run name without its seed) of a group's dense runs."""
-  return next(r.name for r in runs if r.model_gin == tiny_models.DENSE_GIN
+  return next(r.name for r in runs if r.model_gin == PROTOCOL.dense_gin
               ).rsplit("_s", 1)[0]

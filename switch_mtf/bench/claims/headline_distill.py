@@ -97,8 +97,8 @@ def student(protocol: headline.Protocol, seed: int, teacher_experts: int,
             row: Row) -> Run:
   """Row `row` of seed `seed`, learning from that seed's Switch run."""
   teacher = headline.switch(protocol, seed, teacher_experts)
-  return Run(name="%s_from_E%d_%s_%dsteps_s%d" % (
-      row.name, teacher_experts, protocol.recipe, protocol.steps, seed),
+  return Run(name="%s_from_E%d_%s_s%d" % (
+      row.name, teacher_experts, protocol.tag, seed),
              model_gin=row.model_gin, gin_params=row.gin_params, seed=seed,
              train_steps=protocol.steps, recipe_gin=headline.RECIPE_GIN,
              mixture=headline.MIXTURE,
@@ -215,8 +215,8 @@ def estimated_minutes(times: Dict[str, float], teacher_experts: int,
   student's step is a dense step plus the teacher's forward pass
   (FORWARD_SHARE of its training step); an init-only run is a dense step.
   """
-  dense = times.get("t5_tiny")
-  teacher = times.get("switch_tiny_E%d" % teacher_experts)
+  dense = times.get(headline.PROTOCOL.speed_name(None))
+  teacher = times.get(headline.PROTOCOL.speed_name(teacher_experts))
   if dense is None or teacher is None:
     return None
   step = dense + (FORWARD_SHARE * teacher if row.distils else 0.0)

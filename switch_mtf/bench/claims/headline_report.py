@@ -36,13 +36,13 @@ EXPERTS_PLOT = "val_ce_vs_experts.png"
 
 def model_name(config: str) -> str:
   found = target.experts(config)
-  return "Switch E%d" % found if found else "dense (t5_tiny)"
+  return ("Switch E%d" % found if found else
+          "dense (%s)" % headline.PROTOCOL.speed_name(None))
 
 
 def spec_name(config: str) -> str:
   """The speed benchmark's name of a headline model (model_step specs)."""
-  found = target.experts(config)
-  return "switch_tiny_E%d" % found if found else "t5_tiny"
+  return headline.PROTOCOL.speed_name(target.experts(config))
 
 
 def step_times(speed_dir: str) -> Tuple[Optional[str], Dict[str, float]]:

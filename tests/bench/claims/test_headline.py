@@ -23,8 +23,8 @@ def test_plan_is_seed_major_and_pairs_models_by_data_order(tmp_path):
   assert [r.seed for r in runs] == sorted(r.seed for r in runs)
   for seed in headline.SEEDS:
     group = [r for r in runs if r.seed == seed]
-    assert [r.model_gin for r in group] == ["models/t5_tiny.gin"] + [
-        "models/switch_tiny.gin"] * 3
+    assert [r.model_gin for r in group] == ["models/t5_mini.gin"] + [
+        "models/switch_mini.gin"] * 3
     assert [p for r in group[1:] for p in r.gin_params
             if p.startswith("num_experts")] == [
                 "num_experts = %d" % e for e in (8, 32, 128)]
@@ -34,7 +34,8 @@ def test_plan_is_seed_major_and_pairs_models_by_data_order(tmp_path):
     for command in commands:
       assert _flag(command, "--gin_param=MIXTURE_NAME") == (
           "'wiki_large_span_corruption'")
-      assert _flag(command, "--gin_param=utils.run.train_steps") == "3000"
+      assert _flag(command, "--gin_param=utils.run.train_steps") == str(
+          headline.PROTOCOL.steps)
     evaluation = launcher.eval_command(group[0])
     assert _flag(evaluation, "--gin_param=utils.run.perplexity_eval_steps"
                  ) == str(headline.EVAL_STEPS)
@@ -77,8 +78,8 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
                                          (2500, 4.8), (4000, 4.6)]))
   speed = tmp_path / "speed"
   store_lib.ResultStore(str(speed / "models.json")).put("tiny/E32", {
-      "models": {"t5_tiny": {"median_ms": 400.0},
-                 "switch_tiny_E32": {"median_ms": 440.0}}})
+      "models": {"t5_mini": {"median_ms": 400.0},
+                 "switch_mini_E32": {"median_ms": 440.0}}})
   path = headline_report.write(store, str(tmp_path), str(speed))
   with open(path) as f:
     summary = f.read()
@@ -87,7 +88,7 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
           "[95% CI] | whole-step time, ms (`tiny/E32`) |") in summary
   assert ("| Switch E32 | 1 | 4.600 (1 seed, no interval) | -0.400 (1 seed, "
           "no interval) | 2.00× (1 seed) | 440 |") in summary
-  assert ("| dense (t5_tiny) | 1 | 5.000 (1 seed, no interval) | – | – | "
+  assert ("| dense (t5_mini) | 1 | 5.000 (1 seed, no interval) | – | – | "
           "400 |") in summary
   for name in ("val_ce.png", "val_ce_wallclock.png", "val_ce_vs_experts.png"):
     assert os.path.exists(tmp_path / name)
@@ -95,10 +96,10 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   # One seed of three: no part of the target can be judged.
   assert "- Speed-up: " in summary and "**not enough runs**" in summary
   # The stored run's own time, with the load it ran under.
-  assert "| dense (t5_tiny) | 1 | 1:00:00 (1:00:00–1:00:00) | 1:00 | – |" in (
+  assert "| dense (t5_mini) | 1 | 1:00:00 (1:00:00–1:00:00) | 1:00 | – |" in (
       summary)
   assert headline_report.step_times(str(speed)) == ("tiny/E32", {
-      "t5_tiny": 400.0, "switch_tiny_E32": 440.0})
+      "t5_mini": 400.0, "switch_mini_E32": 440.0})
 
 
 def test_report_lists_the_pilots_with_their_curves(tmp_path):
@@ -112,6 +113,6 @@ def test_report_lists_the_pilots_with_their_curves(tmp_path):
   with open(headline_report.write(store, str(tmp_path),
                                   str(tmp_path / "speed"))) as f:
     summary = f.read()
-  assert ("| pilot_dense | 250 | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
-          "0.150 | ? (–) |") in summary
+  assert ("| pilot_dense | %d | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
+          "0.150 | ? (–) |" % headline.PROTOCOL.checkpoint_every) in summary
   assert "No headline run is stored yet" in summary

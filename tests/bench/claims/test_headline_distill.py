@@ -48,8 +48,9 @@ def test_students_are_seed_major_and_paired_with_their_teachers_seed():
     assert run.teacher == headline.switch(headline.PROTOCOL, run.seed,
                                           128).name
     assert (run.train_steps, run.checkpoint_every, run.mixture,
-            run.recipe_gin) == (3000, 250, headline.MIXTURE,
-                                headline.RECIPE_GIN)
+            run.recipe_gin) == (headline.PROTOCOL.steps,
+                                headline.PROTOCOL.checkpoint_every,
+                                headline.MIXTURE, headline.RECIPE_GIN)
   # No student shares a name with a run of the grid (same store).
   grid = {r.name for runs in headline.plan().values() for r in runs}
   assert not grid & {r.name for r in runs}
@@ -65,7 +66,8 @@ def test_student_commands_carry_the_teacher_the_mix_and_the_init(tmp_path):
   by_row = {r.name: distill.student(headline.PROTOCOL, 1, 32, r)
             for r in distill.ROWS}
   checkpoint = "--gin_param=TEACHER_CHECKPOINT = '%s'" % os.path.join(
-      str(tmp_path), teacher.name, "model.ckpt-3000")
+      str(tmp_path), teacher.name,
+      "model.ckpt-%d" % headline.PROTOCOL.steps)
   expected = {  # row -> (distillation gin, fraction soft, init)
       "distill_soft1": ("distill/pretrain.gin", "1.0", "False"),
       "distill_soft1_init": ("distill/pretrain.gin", "1.0", "True"),
@@ -76,11 +78,12 @@ def test_student_commands_carry_the_teacher_the_mix_and_the_init(tmp_path):
     evaluation = launcher.eval_command(run, teacher=teacher)
     assert checkpoint in train
     # The teacher's model and bindings: Switch E32, gather dispatch.
-    assert train.index("--gin_file=models/switch_tiny.gin") + 1 == (
+    assert train.index("--gin_file=models/switch_mini.gin") + 1 == (
         train.index("--gin_file=" + run.model_gin))
     assert "--gin_param=num_experts = 32" in train
     assert "--gin_param=mesh_train_dataset_fn.seed = 1001" in train
-    assert "--gin_param=utils.run.train_steps = 3000" in train
+    assert "--gin_param=utils.run.train_steps = %d" % (
+        headline.PROTOCOL.steps) in train
     if name in expected:
       gin, soft, init = expected[name]
       assert run.model_gin == gin
@@ -148,9 +151,9 @@ def test_fraction_of_the_teachers_gain_kept_is_paired_by_seed():
 def test_the_report_shows_the_refusal_or_the_students(tmp_path):
   speed = tmp_path / "speed"
   store_lib.ResultStore(str(speed / "models.json")).put("tiny/E", {
-      "models": {"t5_tiny": {"median_ms": 600.0},
-                 "switch_tiny_E32": {"median_ms": 660.0},
-                 "switch_tiny_E128": {"median_ms": 900.0}}})
+      "models": {"t5_mini": {"median_ms": 600.0},
+                 "switch_mini_E32": {"median_ms": 660.0},
+                 "switch_mini_E128": {"median_ms": 900.0}}})
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
   for name, entry in _grid({None: DENSE, 32: [4.8, 4.85, 4.8],
                             128: [4.7, 4.75]}).items():
@@ -158,16 +161,17 @@ def test_the_report_shows_the_refusal_or_the_students(tmp_path):
   with open(headline_report.write(store, str(tmp_path), str(speed))) as f:
     summary = f.read()
   # E128 lacks a seed: no teacher yet, the rows' estimated minutes:
-  # 3000 steps x (600 + 660/3) ms = 41 min with E32, (600 + 900/3) 45 with
-  # E128; init only 3000 x 600 ms = 30 min.
+  # steps x (600 + 660/3) ms with E32, (600 + 900/3) with E128; init only
+  # steps x 600 ms.
+  minutes = headline.PROTOCOL.steps / 60000.0
   assert "Teacher: not enough runs" in summary
-  assert ("| distillation (soft loss only) | -1.631, 3% | 41 min | "
-          "45 min |") in summary
-  assert ("| init non-expert weights, no distillation | -1.639, – | 30 min "
-          "| 30 min |") in summary
+  assert ("| distillation (soft loss only) | -1.631, 3%% | %.0f min | "
+          "%.0f min |" % (minutes * 820, minutes * 900)) in summary
+  assert ("| init non-expert weights, no distillation | -1.639, – | %.0f min "
+          "| %.0f min |" % (minutes * 600, minutes * 600)) in summary
   assert math.isclose(distill.estimated_minutes(
-      {"t5_tiny": 600.0, "switch_tiny_E32": 660.0}, 32, distill.ROWS[0]),
-                      41.0)
+      {"t5_mini": 600.0, "switch_mini_E32": 660.0}, 32, distill.ROWS[0]),
+                      minutes * 820)
   run = headline.switch(headline.PROTOCOL, 2, 128)
   store.put(run.name, _entry(run, 4.69))
   student = distill.student(headline.PROTOCOL, 0, 128, distill.ROWS[1])
@@ -178,6 +182,6 @@ def test_the_report_shows_the_refusal_or_the_students(tmp_path):
       summary)
   assert "| teacher: Switch E128 | -1.444, – | 3 | s0 4.700, s1 4.750, " in (
       summary)
-  assert ("| + init non-expert weights | -1.598, 20% | 1 | s0 4.900 | "
-          "-0.100 (1 seed, no interval) | 33% (n=1, no interval) | 45 min |"
-          ) in summary
+  assert ("| + init non-expert weights | -1.598, 20%% | 1 | s0 4.900 | "
+          "-0.100 (1 seed, no interval) | 33%% (n=1, no interval) | "
+          "%.0f min |" % (minutes * 900)) in summary

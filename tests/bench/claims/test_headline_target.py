@@ -17,6 +17,11 @@ from switch_mtf.bench.common import stats
 STEPS = range(250, 3001, 250)
 
 
+def _config(experts):
+  """The config name (run name without seed) of Switch with `experts`."""
+  return headline.switch(headline.PROTOCOL, 0, experts).name.rsplit("_s", 1)[0]
+
+
 def _curve(a, b, c):
   return {s: a + b * s ** -c for s in STEPS}
 
@@ -120,14 +125,14 @@ def test_target_met_and_not_met_part_by_part():
   check, result = _check(_store({0: [5.0, 5.01, 4.99], 8: [4.9, 4.92, 4.91],
                                  32: [4.8, 4.82, 4.79],
                                  128: [4.6, 4.61, 4.6]}))
-  speedup = result["configs"]["switch_E128_const_3000steps"]["speedup_val"]
+  speedup = result["configs"][_config(128)]["speedup_val"]
   assert speedup["reached"] == 3
   # Seeds: 3000/2000, 3000/2000, 3000/2025.
   assert speedup["interval"]["mean"] == pytest.approx(
       (1.5 * 1.5 * 3000 / 2025) ** (1 / 3))
   assert check["speedup"]["models"] == {
-      "switch_E32_const_3000steps": target.NOT_MET,
-      "switch_E128_const_3000steps": target.NOT_MET}
+      _config(32): target.NOT_MET,
+      _config(128): target.NOT_MET}
   assert check["speedup"]["status"] == target.NOT_MET
   assert check["difference"]["status"] == target.MET
   assert check["ordering"] == {
@@ -150,7 +155,7 @@ def test_a_large_speedup_meets_the_first_part():
     run = headline.switch(headline.PROTOCOL, seed, 32)
     entries[run.name] = _entry(run, 4.5, [(1500, 4.9), (3000, 4.5)])
   check, _ = _check(entries)
-  assert check["speedup"]["models"]["switch_E32_const_3000steps"] == (
+  assert check["speedup"]["models"][_config(32)] == (
       target.MET)
   assert check["speedup"]["status"] == target.MET
   assert math.isclose(check["target_speedup"], 1 / 0.6)
