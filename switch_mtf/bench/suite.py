@@ -234,6 +234,12 @@ def _run_parts(options: Options, parts: Sequence[str],
                                         options.threads, log),
             _gin_names(specs.values()), MODEL_CODE)
     if not options.quick:
+      # The headline protocol's models: its report's wall-clock axis.
+      grid = headline.speed_specs()
+      measure(models, headline.speed_key(),
+              lambda: scaling.time_models(grid, MODEL_PROTOCOL,
+                                          options.threads, log),
+              _gin_names(grid.values()), MODEL_CODE)
       precision = model_step.precision_specs()
       measure(models, PRECISION_KEY,
               lambda: scaling.time_models(precision, MODEL_PROTOCOL,

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 
 from switch_mtf.bench.claims.runs import Run
 from switch_mtf.bench.common import tiny_models
+from switch_mtf.bench.speed import model_step
 
 MIXTURE = "wiki_large_span_corruption"
 RECIPE_GIN = "bench/headline_recipe.gin"
@@ -89,6 +90,25 @@ def _run(protocol: Protocol, name: str, seed: int, model_gin: str,
              model_gin=model_gin, gin_params=tuple(params), seed=seed,
              train_steps=protocol.steps, recipe_gin=RECIPE_GIN,
              mixture=MIXTURE, checkpoint_every=protocol.checkpoint_every)
+
+
+def speed_key(protocol: Protocol = PROTOCOL) -> str:
+  """The speed benchmark's entry (results/speed/models.json) that times the
+  protocol's models side by side: the report's wall-clock axis."""
+  return "%s/E%s" % (protocol.model, ",".join(map(str, EXPERTS)))
+
+
+def speed_specs(protocol: Protocol = PROTOCOL
+                ) -> Dict[str, model_step.ModelSpec]:
+  """The protocol's models as whole training steps, configured as its runs
+  (same gin files, expert counts and dispatch), named by speed_name."""
+  specs = [model_step.ModelSpec(protocol.speed_name(None),
+                                (protocol.dense_gin,))]
+  specs += [model_step.ModelSpec(protocol.speed_name(e),
+                                 (protocol.switch_gin,),
+                                 switch(protocol, 0, e).gin_params)
+            for e in EXPERTS]
+  return {spec.name: spec for spec in specs}
 
 
 def describe(protocol: Protocol) -> str:

@@ -48,19 +48,19 @@ def spec_name(config: str) -> str:
 def step_times(speed_dir: str) -> Tuple[Optional[str], Dict[str, float]]:
   """(entry name, spec name -> median ms of a whole training step).
 
-  From the speed benchmark's whole-model entries (results/speed/
-  models.json), the entry with the most models, all measured side by side
-  on the idle machine; (None, {}) if none is stored.
+  From the speed benchmark's entry for the protocol's models
+  (headline.speed_key in results/speed/models.json), all measured side by
+  side on the idle machine; (None, {}) if it is not stored.
   """
   path = os.path.join(speed_dir, "models.json")
+  key = headline.speed_key()
   if not os.path.exists(path):
     return None, {}
-  entries = list(store_lib.ResultStore(path).items())
-  if not entries:
+  results = store_lib.ResultStore(path)
+  if not results.done(key):
     return None, {}
-  name, best = max(entries, key=lambda item: len(item[1]["models"]))
-  return name, {spec: model["median_ms"]
-                for spec, model in best["models"].items()}
+  return key, {spec: model["median_ms"]
+               for spec, model in results.get(key)["models"].items()}
 
 
 class Headline:

@@ -77,15 +77,16 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   store.put(switch.name, _entry(switch, [(500, 5.8), (1500, 5.2),
                                          (2500, 4.8), (4000, 4.6)]))
   speed = tmp_path / "speed"
-  store_lib.ResultStore(str(speed / "models.json")).put("tiny/E32", {
+  store_lib.ResultStore(str(speed / "models.json")).put(headline.speed_key(), {
       "models": {"t5_mini": {"median_ms": 400.0},
                  "switch_mini_E32": {"median_ms": 440.0}}})
   path = headline_report.write(store, str(tmp_path), str(speed))
   with open(path) as f:
     summary = f.read()
-  assert ("| model | seeds | final val CE: mean [95% CI] | − dense, paired by "
-          "seed: mean [95% CI] | steps to dense's final val CE: speed-up "
-          "[95% CI] | whole-step time, ms (`tiny/E32`) |") in summary
+  assert ("| model | seeds | final val CE: mean [95%% CI] | − dense, paired "
+          "by seed: mean [95%% CI] | steps to dense's final val CE: speed-up "
+          "[95%% CI] | whole-step time, ms (`%s`) |" % headline.speed_key()
+          ) in summary
   assert ("| Switch E32 | 1 | 4.600 (1 seed, no interval) | -0.400 (1 seed, "
           "no interval) | 2.00× (1 seed) | 440 |") in summary
   assert ("| dense (t5_mini) | 1 | 5.000 (1 seed, no interval) | – | – | "
@@ -98,7 +99,7 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   # The stored run's own time, with the load it ran under.
   assert "| dense (t5_mini) | 1 | 1:00:00 (1:00:00–1:00:00) | 1:00 | – |" in (
       summary)
-  assert headline_report.step_times(str(speed)) == ("tiny/E32", {
+  assert headline_report.step_times(str(speed)) == (headline.speed_key(), {
       "t5_mini": 400.0, "switch_mini_E32": 440.0})
 
 
@@ -116,3 +117,14 @@ def test_report_lists_the_pilots_with_their_curves(tmp_path):
   assert ("| pilot_dense | %d | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
           "0.150 | ? (–) |" % headline.PROTOCOL.checkpoint_every) in summary
   assert "No headline run is stored yet" in summary
+
+
+def test_the_timed_models_are_the_runs_models():
+  """The wall-clock axis times each run's own gin file and bindings."""
+  specs = headline.speed_specs()
+  (runs,) = headline.plan().values()
+  timed = {(spec.gin_files, spec.gin_params) for spec in specs.values()}
+  assert timed == {((r.model_gin,), r.gin_params) for r in runs}
+  assert sorted(specs) == sorted(
+      headline.PROTOCOL.speed_name(e) for e in (None,) + headline.EXPERTS)
+  assert headline.speed_key() == "mini/E8,32,128"

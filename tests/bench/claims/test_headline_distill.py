@@ -150,7 +150,7 @@ def test_fraction_of_the_teachers_gain_kept_is_paired_by_seed():
 
 def test_the_report_shows_the_refusal_or_the_students(tmp_path):
   speed = tmp_path / "speed"
-  store_lib.ResultStore(str(speed / "models.json")).put("tiny/E", {
+  store_lib.ResultStore(str(speed / "models.json")).put(headline.speed_key(), {
       "models": {"t5_mini": {"median_ms": 600.0},
                  "switch_mini_E32": {"median_ms": 660.0},
                  "switch_mini_E128": {"median_ms": 900.0}}})
