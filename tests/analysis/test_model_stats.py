@@ -42,7 +42,8 @@ def test_params_match_the_paper(name, paper, unit):
 @pytest.mark.parametrize("sparse,dense", [
     ("switch_base", "t5_base"), ("switch_base_8", "t5_base"),
     ("switch_base_256", "t5_base"), ("switch_large", "t5_large"),
-    ("switch_xxl", "t5_xxl"), ("switch_tiny", "t5_tiny")])
+    ("switch_xxl", "t5_xxl"), ("switch_tiny", "t5_tiny"),
+    ("switch_mini", "t5_mini")])
 def test_switch_models_are_flop_matched_to_their_dense_baseline(sparse, dense):
   switch = model_stats_cache.model(sparse)
   t5 = model_stats_cache.model(dense)
