@@ -21,15 +21,20 @@ one seed of the sample-efficiency curve at 200 steps, into quick/.
 Every invocation (but --report_only) appends its wall-clock time, parts,
 filters, results stored, commit and the machine's load to invocations.json
 there (common/invocations.py): how long `make bench` takes is a
-measurement, not an estimate.
+measurement, not an estimate. It does so however the invocation ends:
+"completed", "failed" (an exception, named) or "interrupted" (Ctrl-C,
+SIGTERM), with the results it stored until then.
 """
 
+import contextlib
 import dataclasses
 import fnmatch
 import functools
 import os
+import signal
+import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import headline
@@ -154,24 +159,76 @@ def run(options: Options, log: Callable[[str], None] = print) -> List[str]:
     if part not in PARTS:
       raise ValueError("unknown part %r; use some of %s" % (
           part, ", ".join(PARTS)))
+  stores: Dict[str, store_lib.ResultStore] = {}
   if options.report_only:
-    return _run_parts(options, parts, log)[0]
+    return _run_parts(options, parts, log, stores)
+  with _recorded_invocation(options, parts, stores):
+    return _run_parts(options, parts, log, stores)
+
+
+@contextlib.contextmanager
+def _recorded_invocation(options: Options, parts: Sequence[str],
+                         stores: Dict[str, store_lib.ResultStore]
+                         ) -> Iterator[None]:
+  """Records the invocation in invocations.json however it ends.
+
+  outcome: "completed"; "failed" (an exception, named in "error");
+  "interrupted" (Ctrl-C, or SIGTERM: recorded, then the signal's default
+  action ends the process as before). results_stored counts the results
+  the invocation stored in `stores` (filled as the parts open them) until
+  then, so the time of an interrupted invocation is not lost nor counted
+  as a finished part's.
+  """
   started, clock = time.strftime("%Y-%m-%d %H:%M:%S"), time.monotonic()
   filtered = bool(options.run_filter or options.block_filter)
-  with provenance.LoadMonitor(interval=5.0) as monitor:
-    written, stores = _run_parts(options, parts, log)
-  stored = sum(1 for results in stores.values() for _, entry in results.items()
-               if (entry.get("provenance") or {}).get("recorded", "")
-               >= started)
-  invocations.record(results_root(options), {
-      "command": options.command or "", "parts": parts,
-      "quick": options.quick, "filtered": filtered,
-      "whole_bench": set(parts) == set(PARTS) and not options.quick
-                     and not filtered,
-      "started": started, "wall_seconds": round(time.monotonic() - clock, 1),
-      "results_stored": stored, "load": monitor.summary(),
-      **provenance.git_state(), "machine": provenance.machine()})
-  return written
+  monitor = provenance.LoadMonitor(interval=5.0)
+  done: List[str] = []
+
+  def record(outcome: str, error: Optional[str] = None) -> None:
+    if done:  # once: a SIGTERM during the record of an exception
+      return
+    done.append(outcome)
+    stored = sum(1 for results in list(stores.values())
+                 for _, entry in results.items()
+                 if (entry.get("provenance") or {}).get("recorded", "")
+                 >= started)
+    entry = {
+        "command": options.command or "", "parts": list(parts),
+        "quick": options.quick, "filtered": filtered,
+        "whole_bench": set(parts) == set(PARTS) and not options.quick
+                       and not filtered,
+        "started": started,
+        "wall_seconds": round(time.monotonic() - clock, 1),
+        "outcome": outcome, "results_stored": stored,
+        "load": monitor.summary(),
+        **provenance.git_state(), "machine": provenance.machine()}
+    if error:
+      entry["error"] = error[:500]
+    invocations.record(results_root(options), entry)
+
+  def on_sigterm(signum, unused_frame):
+    record("interrupted", "SIGTERM")
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)  # ends the process, as without this hook
+
+  hooked = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+  if hooked:
+    signal.signal(signal.SIGTERM, on_sigterm)
+  try:
+    with monitor:
+      yield
+  except (KeyboardInterrupt, SystemExit) as e:
+    record("interrupted", type(e).__name__)
+    raise
+  except BaseException as e:
+    record("failed", "%s: %s" % (type(e).__name__, e))
+    raise
+  else:
+    record("completed")
+  finally:
+    if hooked:
+      signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _headline_launcher(options: Options, log: Callable[[str], None]
@@ -184,11 +241,12 @@ def _headline_launcher(options: Options, log: Callable[[str], None]
 
 
 def _run_parts(options: Options, parts: Sequence[str],
-               log: Callable[[str], None]
-               ) -> Tuple[List[str], Dict[str, store_lib.ResultStore]]:
+               log: Callable[[str], None],
+               stores: Dict[str, store_lib.ResultStore]) -> List[str]:
+  """Runs the parts; `stores` receives each result store as it is opened
+  (the invocation's record counts what they hold, however it ends)."""
   dirs = _dirs(options)
   meta = dict(provenance.machine(), date=time.strftime("%Y-%m-%d"))
-  stores = {}
   def store(name, folder, key=None):
     stores[key or name] = store_lib.ResultStore(
         os.path.join(folder, name + ".json"),
@@ -326,4 +384,4 @@ def _run_parts(options: Options, parts: Sequence[str],
   if "headline" in stores:  # one report for the grid and the students
     written.append(headline_report.write(stores["headline"],
                                          dirs["headline"], dirs["speed"]))
-  return written, stores
+  return written

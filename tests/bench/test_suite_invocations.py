@@ -3,9 +3,16 @@
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
 
 from switch_mtf.bench import suite
 from switch_mtf.bench.common import invocations
+from switch_mtf.bench.speed import scaling
 from tests import repo_paths
 
 
@@ -35,11 +42,68 @@ def test_run_records_its_invocation_but_report_only_does_not(tmp_path):
   assert entry["command"] == "python tools/bench.py --parts=paper"
   assert entry["parts"] == ["paper"]
   assert entry["wall_seconds"] >= 0
+  assert entry["outcome"] == "completed" and "error" not in entry
   assert entry["results_stored"] == 0  # every entry was kept
   assert not entry["quick"] and not entry["filtered"]
   assert not entry["whole_bench"]  # one part of five
   assert 0 <= entry["load"]["other_cpu_share_mean"] <= 1
   assert len(entry["commit"]) == 40
+
+
+def _stop_at_second_model(monkeypatch, stop):
+  """scaling.paper_model that stores one entry, then raises `stop`."""
+  calls = []
+  def paper_model(label, gin_files, **unused_kwargs):
+    calls.append(label)
+    if len(calls) > 1:
+      raise stop
+    return {"label": label, "gin_files": list(gin_files), "error": "fake"}
+  monkeypatch.setattr(scaling, "paper_model", paper_model)
+
+
+@pytest.mark.parametrize("stop,outcome,error", [
+    (KeyboardInterrupt(), "interrupted", "KeyboardInterrupt"),
+    (RuntimeError("boom"), "failed", "RuntimeError: boom")])
+def test_an_invocation_that_does_not_finish_is_recorded_too(
+    tmp_path, monkeypatch, stop, outcome, error):
+  # It used to be recorded only after every part returned: an interrupted
+  # `tools/bench.py` left no trace of the time it took.
+  _stop_at_second_model(monkeypatch, stop)
+  results = str(tmp_path / "results")
+  with pytest.raises(type(stop)):
+    suite.run(suite.Options(results_dir=results, parts=["paper"],
+                            command="python tools/bench.py --parts=paper"),
+              log=lambda message: None)
+  [entry] = invocations.load(results)
+  assert entry["outcome"] == outcome and entry["error"] == error
+  assert entry["results_stored"] == 1  # the first model's, kept on disk
+  assert entry["parts"] == ["paper"] and entry["wall_seconds"] >= 0
+  with open(os.path.join(results, "speed", "paper.json")) as f:
+    assert list(json.load(f)["entries"]) == [suite.PAPER_MODELS[0][0]]
+
+
+def test_an_invocation_ended_by_sigterm_is_recorded_then_ends(tmp_path):
+  # `kill <pid>` is how a long bench is usually stopped: the record is
+  # written, then the process ends by the signal as it did before.
+  results = str(tmp_path / "results")
+  script = textwrap.dedent("""
+      import os, signal, sys, time
+      from switch_mtf.bench import suite
+      from switch_mtf.bench.speed import scaling
+      def paper_model(label, gin_files, **unused_kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+      scaling.paper_model = paper_model
+      suite.run(suite.Options(results_dir=sys.argv[1], parts=["paper"],
+                              command="bench"), log=lambda message: None)
+      """)
+  done = subprocess.run([sys.executable, "-c", script, results],
+                        cwd=repo_paths.REPO_DIR, timeout=120,
+                        capture_output=True, text=True, check=False)
+  assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
+  [entry] = invocations.load(results)
+  assert entry["outcome"] == "interrupted" and entry["error"] == "SIGTERM"
+  assert entry["results_stored"] == 0 and entry["command"] == "bench"
 
 
 def test_speed_summary_shows_the_parts_this_call_did_not_run(tmp_path):
@@ -68,12 +132,25 @@ def test_documents_sum_the_measured_pieces_of_make_bench(tmp_path):
            "commit": "a" * 40, "dirty": False,
            "load": {"other_cpu_share_mean": 0.01, "other_cpu_share_max": 0.02}}
   invocations.record(root, speed)
+  # A later, longer call of the same parts was stopped: listed as such,
+  # never taken for the speed parts' time.
+  invocations.record(root, dict(speed, wall_seconds=900.0, outcome=(
+      "interrupted"), error="SIGTERM", started="2026-12-07 10:00:00",
+                                results_stored=1))
   os.makedirs(os.path.join(root, "claims"))
   with open(os.path.join(root, "claims", "runs.json"), "w") as f:
     json.dump({"entries": {"a": {"train_seconds": 3000.0,
                                  "eval_seconds": 600.0},
                            "b": {"train_seconds": 1800.0}}}, f)
   lines = sections._invocations(root)  # pylint: disable=protected-access
+  assert lines[2].split(" | ")[2] == "10:00"  # recorded before "outcome"
+  assert lines[3].split(" | ")[2:4] == ["15:00 **interrupted** (SIGTERM)",
+                                        "1"]
+  assert lines[5] == (
+      "1 invocation did not finish (marked **interrupted** or **failed** "
+      "above): 15:00 of wall-clock in all. The results they stored count "
+      "below with their own times; the rest of that time was lost work, not "
+      "a piece of `make bench`.")
   assert lines[-1] == (
       "Measured pieces of it: the speed parts in one invocation, 10:00 "
       "(2026-12-06); the 2 stored claims runs, 1:30:00 summed (training + "

@@ -21,26 +21,55 @@ DOCUMENTS = ("README.md", "docs/results.md", "docs/demo.md",
 DEMO_RECORD = os.path.join("results", "demo")
 
 
+def _completed(entry: Dict) -> bool:
+  # Recorded before "outcome" existed: only completed invocations were.
+  return entry.get("outcome", "completed") == "completed"
+
+
+def _outcome(entry: Dict) -> str:
+  """"**interrupted** (SIGTERM)"-like, fit for a table cell."""
+  error = " ".join((entry.get("error") or "").split()).replace("|", "/")
+  return "**%s**%s" % (entry["outcome"], " (%s)" % (
+      error if len(error) <= 80 else error[:77] + "...") if error else "")
+
+
 def _invocations(results_dir: str) -> List[str]:
-  """Every recorded `tools/bench.py` invocation, with its wall-clock."""
+  """Every recorded `tools/bench.py` invocation, with its wall-clock.
+
+  An interrupted or failed invocation is listed with its outcome and what
+  it stored; its time is never taken for a finished part's.
+  """
   lines = ["| invocation | parts | wall-clock | results stored | commit | "
            "other processes' CPU share (mean / max) |",
            "|---|---|---|---|---|---|"]
   whole = False
+  unfinished = []
   for root in (results_dir, os.path.join(results_dir, "quick")):
     for entry in invocations.load(root):
       load = entry["load"]
-      whole |= entry["whole_bench"]
-      lines.append("| `%s` (%s) | %s | %s | %d | %s%s | %.1f%% / %.1f%% |" % (
-          entry["command"], entry["started"][:10], ", ".join(entry["parts"]),
-          progress.format_duration(entry["wall_seconds"]),
-          entry["results_stored"], (entry["commit"] or "?")[:10],
-          " (dirty)" if entry["dirty"] else "",
-          100 * load["other_cpu_share_mean"],
-          100 * load["other_cpu_share_max"]))
+      whole |= entry["whole_bench"] and _completed(entry)
+      if not _completed(entry):
+        unfinished.append(entry)
+      lines.append("| `%s` (%s) | %s | %s%s | %d | %s%s | %.1f%% / %.1f%% |"
+                   % (entry["command"], entry["started"][:10],
+                      ", ".join(entry["parts"]),
+                      progress.format_duration(entry["wall_seconds"]),
+                      "" if _completed(entry) else " " + _outcome(entry),
+                      entry["results_stored"], (entry["commit"] or "?")[:10],
+                      " (dirty)" if entry["dirty"] else "",
+                      100 * load["other_cpu_share_mean"],
+                      100 * load["other_cpu_share_max"]))
   if len(lines) == 2:
     lines = ["No `tools/bench.py` invocation has recorded its wall-clock "
              "time yet."]
+  if unfinished:
+    lines += ["", "%d invocation%s did not finish (marked **interrupted** "
+              "or **failed** above): %s of wall-clock in all. The results "
+              "they stored count below with their own times; the rest of "
+              "that time was lost work, not a piece of `make bench`." % (
+                  len(unfinished), "" if len(unfinished) == 1 else "s",
+                  progress.format_duration(
+                      sum(e["wall_seconds"] for e in unfinished)))]
   if not whole:
     lines += ["", "The whole `make bench` (every part, no filter, in one "
               "invocation) has not been timed yet."] + _measured_pieces(
@@ -55,13 +84,15 @@ _RUN_PARTS = (("claims", "claims"), ("headline", "headline"))
 def _measured_pieces(results_dir: str) -> List[str]:
   """What the stored results measured of their own time, part by part.
 
-  The speed parts: the latest invocation that ran all of them. The CLI
-  runs: each stored run's training and evaluation wall-clock, summed (each
-  under the load recorded with it). A sum of measurements, not a model.
+  The speed parts: the latest completed invocation that ran all of them.
+  The CLI runs: each stored run's training and evaluation wall-clock,
+  summed (each under the load recorded with it). A sum of measurements,
+  not a model.
   """
   pieces, total = [], 0.0
   speed = [e for e in invocations.load(results_dir)
-           if _SPEED_PARTS <= set(e["parts"]) and not e["filtered"]]
+           if _SPEED_PARTS <= set(e["parts"]) and not e["filtered"]
+           and _completed(e)]
   if speed:
     seconds = speed[-1]["wall_seconds"]
     total += seconds
