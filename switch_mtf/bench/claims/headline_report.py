@@ -88,6 +88,14 @@ class Headline:
         if self.dense in self.mean_curves else {"models": {}})
 
   @property
+  def times_source(self) -> str:
+    """Where the idle step times come from, or how to measure them."""
+    if self.times_entry:
+      return "`%s`" % self.times_entry
+    return ("not measured yet: `python tools/bench.py --parts=models` "
+            "stores entry `%s`" % headline.speed_key())
+
+  @property
   def any_runs(self) -> bool:
     return bool(self.curves)
 
@@ -266,6 +274,9 @@ def time_lines(h: Headline) -> List[str]:
                headline.PROTOCOL.steps, _hours(target.grid_hours(
                    headline.PROTOCOL.steps, dict(enumerate(planned)),
                    len(headline.SEEDS)))), ""]
+  else:
+    md += ["Idle step times of the protocol's models: %s." % h.times_source,
+           ""]
   if not h.any_runs:
     return md + ["No headline run is stored yet, so none has been timed."]
   md += ["| model | runs | training, mean (min–max) | evaluation, mean | "
@@ -317,10 +328,10 @@ def distill_lines(h: Headline) -> List[str]:
   if experts is None:
     md += ["No student is planned until then. The rows, each a %d-step "
            "run per seed, and their training time at the idle step times "
-           "(`%s`; an estimate: a distilling student's step is taken as a "
+           "(%s; an estimate: a distilling student's step is taken as a "
            "dense step plus a third of the teacher's, its forward pass; "
            "evaluation excluded):" % (headline.PROTOCOL.steps,
-                                      h.times_entry), "",
+                                      h.times_source), "",
            "| row | paper (Table 6): neg. log perplexity, gain kept | %s |"
            % " | ".join("with Switch E%d" % e
                         for e in distill.CANDIDATE_EXPERTS),

@@ -117,6 +117,9 @@ def test_report_lists_the_pilots_with_their_curves(tmp_path):
   assert ("| pilot_dense | %d | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
           "0.150 | ? (–) |" % headline.PROTOCOL.checkpoint_every) in summary
   assert "No headline run is stored yet" in summary
+  # No idle step times of the protocol's models: says how to measure them.
+  assert ("not measured yet: `python tools/bench.py --parts=models` stores "
+          "entry `%s`" % headline.speed_key()) in summary
 
 
 def test_the_timed_models_are_the_runs_models():
