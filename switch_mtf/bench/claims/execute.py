@@ -38,8 +38,14 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
             keep: Collection[str] = ()) -> None:
   """Trains and evaluates every run the store lacks, in the given order.
 
-  A stored run is trained again when a planned run still to come starts
-  from it (or learns from it) and its checkpoint is gone.
+  A stored run whose checkpoint is gone (model dirs are scratch, lost with
+  the machine) is trained again, before the runs that need it, when a run
+  still to train starts from it or learns from it: one of the given runs
+  (then the lost run is trained again even if not given: `--runs=
+  student_*` on a new machine first trains the students' teacher again),
+  or, for a given lost run, any planned run not stored yet. Same config
+  and seed; the new run replaces its stored entry, so the stored teacher
+  is the one its students learned from.
 
   plan_runs: every run of the plan (default: `runs`), where fine-tuning runs
   find the pretraining run they start from and students their teacher.
@@ -58,8 +64,18 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   by_name = {r.name: r for r in list(plan_runs) + list(runs)}
   needed = {r.init_from for r in by_name.values() if r.init_from} | {
       r.teacher for r in by_name.values() if r.teacher} | set(keep)
-  retrain = _lost_prerequisites(by_name, store, launcher) & {
-      r.name for r in runs}
+  given = {r.name for r in runs}
+  to_train = [r for r in runs if _to_train(r, store, rerun_stale)]
+  unfinished = [r for r in by_name.values() if not store.done(r.name)]
+  # Given runs that a planned run still to come needs, and whatever the
+  # given runs to train need, given or not.
+  retrain = (_lost_prerequisites(by_name, store, launcher, unfinished)
+             & given) | _lost_prerequisites(by_name, store, launcher,
+                                            to_train)
+  waiting = {r.name for r in unfinished + to_train} | retrain
+  # Lost prerequisites that were not asked for go first, each before the
+  # runs that need it (the jobs wait for runs started before them).
+  runs = _prerequisites_first(retrain - given, by_name) + list(runs)
   lock = threading.Lock()  # the store and the log are shared by the jobs
   started: Dict[str, concurrent.futures.Future] = {}
 
@@ -70,8 +86,13 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
   def one(index: int, run: claims_runs.Run) -> None:
     if run.name in retrain:
       locked_log("claims: %s is stored, but its checkpoint %s is gone; "
-                 "training it again for the runs that start from it" % (
-                     run.name, launcher.final_checkpoint(run)))
+                 "training it again (same config and seed) for the runs "
+                 "that start from or learn from it: %s; its stored entry "
+                 "is replaced by the new run's" % (
+                     run.name, launcher.final_checkpoint(run), ", ".join(
+                         sorted(r.name for r in by_name.values()
+                                if run.name in (r.init_from, r.teacher)
+                                and r.name in waiting))))
     elif store.done(run.name):
       # Compare as stored (JSON turns tuples into lists).
       if store.get(run.name).get("run") == json.loads(
@@ -127,10 +148,37 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
       future.result()  # re-raises a planning error
 
 
+def _to_train(run: claims_runs.Run, store: store_lib.ResultStore,
+              rerun_stale: bool) -> bool:
+  """Whether run_all trains `run` (as its job decides, without logging)."""
+  if not store.done(run.name):
+    return True
+  entry = store.get(run.name)
+  return entry.get("run") != json.loads(json.dumps(run.as_dict())) or (
+      rerun_stale and bool(provenance.stale_reasons(entry.get("provenance"))))
+
+
+def _prerequisites_first(names: Collection[str],
+                         by_name: Dict[str, claims_runs.Run]
+                         ) -> List[claims_runs.Run]:
+  """The named runs, each after the ones among them it starts from."""
+  ordered: Dict[str, claims_runs.Run] = {}
+  def visit(name: str) -> None:
+    if name in names and name not in ordered:
+      for before in (by_name[name].init_from, by_name[name].teacher):
+        if before:
+          visit(before)
+      ordered[name] = by_name[name]
+  for name in sorted(names):
+    visit(name)
+  return list(ordered.values())
+
+
 def _lost_prerequisites(by_name: Dict[str, claims_runs.Run],
                         store: store_lib.ResultStore,
-                        launcher: claims_runs.Launcher) -> Set[str]:
-  """Stored runs whose checkpoint is gone but that a run to come needs.
+                        launcher: claims_runs.Launcher,
+                        to_train: Sequence[claims_runs.Run]) -> Set[str]:
+  """Stored runs whose checkpoint is gone but that a run to train needs.
 
   Model dirs are scratch, lost with the machine; such a run is trained
   again with its flags, seeds and data (its numbers differ a little from
@@ -143,7 +191,7 @@ def _lost_prerequisites(by_name: Dict[str, claims_runs.Run],
             and not launcher.has_final_checkpoint(by_name[name]))
 
   found: Set[str] = set()
-  needing = [r for r in by_name.values() if not store.done(r.name)]
+  needing = list(to_train)
   while needing:
     run = needing.pop()
     for before in (run.init_from, run.teacher):

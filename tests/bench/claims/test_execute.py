@@ -108,6 +108,13 @@ def test_run_all_two_jobs_stores_every_run_and_fine_tunes_after_pretraining(
   assert "init_checkpoint" in store.get("f_s0")["train_command"]
 
 
+def _retrain_message(run, checkpoint, dependents):
+  return ("claims: %s is stored, but its checkpoint %s is gone; training it "
+          "again (same config and seed) for the runs that start from or "
+          "learn from it: %s; its stored entry is replaced by the new run's"
+          % (run, checkpoint, dependents))
+
+
 def test_a_stored_run_whose_checkpoint_is_gone_is_trained_again_if_needed(
     tmp_path):
   # Model dirs are scratch: a later session has the pretraining run's entry
@@ -120,26 +127,18 @@ def test_a_stored_run_whose_checkpoint_is_gone_is_trained_again_if_needed(
                          keep_checkpoints=False)
   checkpoint = os.path.join(launcher.model_dir(pretrain), "model.ckpt-4")
   assert store.done("p_s0") and not os.path.exists(checkpoint + ".index")
-  # Planned with its fine-tuning only: skipped, naming what is missing.
+  store.put("p_s0", dict(store.get("p_s0"), final_train_loss="lost run"))
+  # Only the fine-tuning run asked for (`--runs=f_s0`): the pretraining
+  # run is trained again first (train and eval), replacing its entry.
   said = []
   claims_execute.run_all([finetune], store, launcher, log=said.append,
-                         plan_runs=[pretrain])
-  assert len(launcher.commands) == 2 and not store.done("f_s0")
-  assert said == ["claims: f_s0 skipped: its pretraining run's checkpoint "
-                  "%s is missing (model dirs are scratch, not results: copy "
-                  "p_s0's model dir from the machine that trained it, or "
-                  "train it again)" % checkpoint]
-  # Planned together: trained again (train and eval), then fine-tuned.
-  said = []
-  claims_execute.run_all([pretrain, finetune], store, launcher,
-                         log=said.append, keep_checkpoints=False)
-  assert said[0] == ("claims: p_s0 is stored, but its checkpoint %s is "
-                     "gone; training it again for the runs that start from "
-                     "it" % checkpoint)
+                         plan_runs=[pretrain], keep_checkpoints=False)
+  assert said[0] == _retrain_message("p_s0", checkpoint, "f_s0")
   assert [c[1] for c in launcher.commands[2:]] == [
       "--model_dir=" + launcher.model_dir(pretrain)] * 2 + [
           "--model_dir=" + launcher.model_dir(finetune)]
   assert store.done("f_s0") and os.path.exists(checkpoint + ".index")
+  assert store.get("p_s0")["final_train_loss"] != "lost run"
   # Nothing left that starts from it: a missing checkpoint is no reason.
   os.remove(checkpoint + ".index")
   claims_execute.run_all([pretrain, finetune], store, launcher, log=quiet)
@@ -220,21 +219,74 @@ def test_a_student_waits_for_its_teacher_whose_model_dir_is_kept(tmp_path):
       "--gin_param=FRACTION_SOFT = 0.0")
 
 
-def test_a_student_whose_teacher_checkpoint_is_missing_is_skipped(tmp_path):
+class _FailingLauncher(_FakeLauncher):
+  """Every process of the runs named in `failing` exits with 1."""
+
+  def __init__(self, work_dir, failing):
+    super().__init__(work_dir)
+    self.failing = failing
+
+  def execute(self, command, log_path):
+    if any(c == "--model_dir=" + self.model_dir(r) for r in self.failing
+           for c in command):
+      self.commands.append(command)
+      with open(log_path, "w") as f:
+        f.write("Killed\n")
+      return 1, 0.1
+    return super().execute(command, log_path)
+
+
+def test_a_student_whose_teacher_checkpoint_is_missing_retrains_it_first(
+    tmp_path):
+  # `--parts=headline_distill` on a new machine: the students are the only
+  # runs asked for, and their teacher's model dir stayed on the old
+  # machine (here the teacher itself learned from a lost teacher).
+  pretrain = claims_runs.Run(name="p_s0", model_gin="models/switch_tiny.gin",
+                             train_steps=4)
+  teacher = claims_runs.Run(name="teacher_s0",
+                            model_gin="distill/pretrain.gin", train_steps=4,
+                            teacher="p_s0")
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  for run in (pretrain, teacher):
+    store.put(run.name, {"run": run.as_dict()})  # stored elsewhere
+  launcher = _FakeLauncher(str(tmp_path / "work"))
+  said = []
+  claims_execute.run_all([_student(teacher)], store, launcher,
+                         log=said.append, plan_runs=[pretrain, teacher],
+                         keep_checkpoints=False)
+  dirs = [next(c for c in command if c.startswith("--model_dir="))
+          for command in launcher.commands]
+  assert dirs == ["--model_dir=" + launcher.model_dir(r) for r in (
+      pretrain, pretrain, teacher, teacher, _student(teacher),
+      _student(teacher))]
+  assert said[0] == _retrain_message("p_s0", os.path.join(
+      launcher.model_dir(pretrain), "model.ckpt-4"), "teacher_s0")
+  assert _retrain_message("teacher_s0", os.path.join(
+      launcher.model_dir(teacher), "model.ckpt-4"), "student_s0") in said
+  assert store.done("student_s0")
+  assert store.get("teacher_s0")["final_eval"]["neg_log_perplexity"] == -5.5
+  assert os.path.isdir(launcher.model_dir(teacher))  # kept for students
+
+
+def test_a_student_whose_teacher_cannot_be_trained_again_is_skipped(
+    tmp_path):
   teacher = claims_runs.Run(name="teacher_s0",
                             model_gin="models/switch_tiny.gin", train_steps=4)
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
   store.put(teacher.name, {"run": teacher.as_dict()})  # stored elsewhere
-  launcher = _FakeLauncher(str(tmp_path / "work"))
+  launcher = _FailingLauncher(str(tmp_path / "work"), [teacher])
   said = []
   claims_execute.run_all([_student(teacher)], store, launcher,
                          log=said.append, plan_runs=[teacher])
-  assert launcher.commands == [] and not store.done("student_s0")
-  assert said == ["claims: student_s0 skipped: its teacher's checkpoint %s "
-                  "is missing (model dirs are scratch, not results: copy "
-                  "teacher_s0's model dir from the machine that trained it, "
-                  "or train it again)" % os.path.join(
-                      launcher.model_dir(teacher), "model.ckpt-4")]
+  assert len(launcher.commands) == 1 and not store.done("student_s0")
+  assert store.get(teacher.name) == {"run": json.loads(json.dumps(
+      teacher.as_dict()))}  # its entry stays
+  assert said[-1] == (
+      "claims: student_s0 skipped: its teacher's checkpoint %s "
+      "is missing (model dirs are scratch, not results: copy "
+      "teacher_s0's model dir from the machine that trained it, "
+      "or train it again)" % os.path.join(launcher.model_dir(teacher),
+                                          "model.ckpt-4"))
   # Not planned at all: a planning error before any work.
   with pytest.raises(ValueError, match="learns from teacher_s0, which is "
                      "not planned"):
