@@ -19,6 +19,7 @@ from switch_mtf.bench.claims import analysis as claims_analysis
 from switch_mtf.bench.claims import execute as claims_execute
 from switch_mtf.bench.claims import formatting
 from switch_mtf.bench.claims import headline
+from switch_mtf.bench.claims import headline_demo
 from switch_mtf.bench.claims import headline_distill as distill
 from switch_mtf.bench.claims import headline_target as target
 from switch_mtf.bench.claims import report as claims_report
@@ -86,6 +87,12 @@ class Headline:
         target.extrapolate(self.mean_curves, self.dense,
                            headline.PROTOCOL.steps)
         if self.dense in self.mean_curves else {"models": {}})
+    self.demo = headline_demo.find_setting(
+        {config: {run.seed: claims_execute.val_curve(entry)
+                  for run, entry in pairs}
+         for config, pairs in self.groups.items() if pairs},
+        self.dense, {config: self.step_ms(config) for config in self.groups},
+        len(headline.SEEDS))
 
   @property
   def times_source(self) -> str:
@@ -120,7 +127,7 @@ class Headline:
     """What analysis.json holds: every figure the summary quotes."""
     decision = distill.decide(self.entries)
     return {self.label: self.result, "target": self.check,
-            "extrapolation": self.extrapolation,
+            "extrapolation": self.extrapolation, "demo": self.demo,
             "step_times": {"entry": self.times_entry, "ms": self.times},
             "distillation": dict(decision, students=distill.analyze(
                 self.entries, decision["teacher"])
@@ -250,6 +257,24 @@ def extrapolation_lines(h: Headline) -> List[str]:
                   h.times_entry, _hours(one), _hours(grid),
                   len(grid_times), len(headline.SEEDS)))
   return md
+
+
+def demo_lines(h: Headline) -> List[str]:
+  """Whether a checkpoint within the demo's budget shows Switch ahead."""
+  demo, setting = h.demo, h.demo["setting"]
+  text = ("A Switch checkpoint qualifies when its model trains that many "
+          "steps in at most %.0f minutes at its idle step time and its "
+          "validation CE is below dense's at the same step on every seed "
+          "(switch_mtf/bench/claims/headline_demo.py): **%s**; %s."
+          % (headline_demo.BUDGET_SECONDS / 60.0, demo["status"],
+             demo["reason"]))
+  if setting is None:
+    return [text]
+  return [text, "", "Setting: %s at step %d (%.1f min of training at the "
+          "idle step time), dense minus Switch per seed: %s." % (
+              model_name(setting["config"]), setting["steps"],
+              setting["minutes"],
+              ", ".join("%+.3f" % m for m in setting["margins"]))]
 
 
 def _hours(value: Optional[float]) -> str:
@@ -497,6 +522,7 @@ def write(store: store_lib.ResultStore, out_dir: str,
   md += ["## Target", ""] + target_lines(h) + [""]
   md += ["## Extrapolation", ""] + extrapolation_lines(h) + [""]
   md += ["## Time of the runs", ""] + time_lines(h) + [""]
+  md += ["## A setting for `make demo`", ""] + demo_lines(h) + [""]
   md += ["## Distillation (paper Table 6)", "",
          "tools/bench.py --parts=headline_distill, after the grid; "
          "switch_mtf/bench/claims/headline_distill.py says how the teacher "

@@ -65,6 +65,10 @@ def time(results: HeadlineResults) -> List[str]:
   return headline_report.time_lines(results.headline)
 
 
+def demo(results: HeadlineResults) -> List[str]:
+  return headline_report.demo_lines(results.headline)
+
+
 def distillation(results: HeadlineResults) -> List[str]:
   return headline_report.distill_lines(results.headline)
 
@@ -87,5 +91,6 @@ def sections(results: Callable[[], HeadlineResults]
       "headline-pilots": lambda: pilots(results()),
       "headline-time": lambda: time(results()),
       "headline-distill": lambda: distillation(results()),
+      "headline-demo": lambda: demo(results()),
       "headline-provenance": lambda: provenance_lines(results()),
   }

@@ -65,8 +65,12 @@ def test_sections_show_the_reports_table_and_link_its_plots(tmp_path):
   # Recorded without provenance: every run is stale, and named.
   provenance = sections["headline-provenance"]()
   assert provenance[0].startswith("Of the 12 stored headline runs, 0 carry")
-  assert "`switch_E128_const_3000steps_s2`" in provenance[1]
+  assert "`%s`" % headline.switch(headline.PROTOCOL, 2, 128).name in (
+      provenance[1])
   assert sections["headline-target"]()[-1].endswith("**not met**.")
-  assert "| dense (t5_tiny) | 3 | 30:00 (30:00–30:00) | 1:00 | – |" in (
+  assert "| dense (t5_mini) | 3 | 30:00 (30:00–30:00) | 1:00 | – |" in (
       sections["headline-time"]())
-  assert sections["headline-pilots"]()[2].startswith("| pilot | 250 |  | –")
+  # No idle step times stored here: the demo setting is not judged.
+  assert "**not enough runs**; not judged:" in sections["headline-demo"]()[0]
+  assert sections["headline-pilots"]()[2].startswith(
+      "| pilot | %d |  | –" % headline.PROTOCOL.checkpoint_every)
