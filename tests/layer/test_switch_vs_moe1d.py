@@ -1,7 +1,8 @@
 """Parity with Mesh TF's own MoE1D(moe_gating="switch"), and checkpoints.
 
 Same weights and inputs through both layers give the same outputs and aux
-loss (jitter off; Mesh TF's is random), and checkpoints written by one
+loss in both dispatch modes (argmax; the random policies are
+test_routing_variants_vs_moe1d.py's), and checkpoints written by one
 restore into the other with identical outputs, both ways.
 """
 
@@ -16,6 +17,7 @@ from tests.layer import layer_harness
 
 B, L, M, E, H = 4, 8, 6, 4, 5
 ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "geglu": ["gelu", "linear"]}
+MODES = ("einsum", "gather")
 
 
 def _moe1d(activation="relu", **kwargs):
@@ -56,13 +58,15 @@ def test_same_outputs_and_loss_as_moe1d(activation, mode, microbatches,
   theirs = layer_harness.run_layer(_moe1d(activation, **common), x,
                                    sequence_id, weights, mode=mode,
                                    num_microbatches=microbatches)
-  ours = layer_harness.run_layer(_switch(activation, **common), x,
-                                 sequence_id, weights, mode=mode,
-                                 num_microbatches=microbatches)
   assert np.abs(theirs.output).sum(-1).min() == 0  # some tokens dropped
-  np.testing.assert_allclose(ours.output, theirs.output, rtol=1e-6,
-                             atol=1e-7)
-  np.testing.assert_allclose(ours.aux_loss, theirs.aux_loss, rtol=1e-6)
+  for dispatch_mode in MODES:
+    ours = layer_harness.run_layer(
+        _switch(activation, dispatch_mode=dispatch_mode, **common), x,
+        sequence_id, weights, mode=mode, num_microbatches=microbatches)
+    np.testing.assert_allclose(ours.output, theirs.output, rtol=1e-6,
+                               atol=1e-7, err_msg=dispatch_mode)
+    np.testing.assert_allclose(ours.aux_loss, theirs.aux_loss, rtol=1e-6,
+                               err_msg=dispatch_mode)
 
 
 def test_router_z_loss_matches_moe1d_z_loss_times_loss_coef():
@@ -85,14 +89,16 @@ def test_one_training_step_matches_moe1d_and_moves_every_weight():
   x, sequence_id, weights = _data(seed=1)
   theirs = layer_harness.run_layer(_moe1d(), x, sequence_id, weights,
                                    sgd_learning_rate=0.1)
-  ours = layer_harness.run_layer(_switch(), x, sequence_id, weights,
-                                 sgd_learning_rate=0.1)
-  for name, value in ours.variables.items():
-    # Gradients reach the router (through the gate and the aux loss) and
-    # every expert weight.
-    assert not np.allclose(value, ours.initial_variables[name]), name
-    np.testing.assert_allclose(value, theirs.variables[name], rtol=1e-5,
-                               atol=1e-6, err_msg=name)
+  for dispatch_mode in MODES:
+    ours = layer_harness.run_layer(_switch(dispatch_mode=dispatch_mode), x,
+                                   sequence_id, weights,
+                                   sgd_learning_rate=0.1)
+    for name, value in ours.variables.items():
+      # Gradients reach the router (through the gate and the aux loss) and
+      # every expert weight.
+      assert not np.allclose(value, ours.initial_variables[name]), name
+      np.testing.assert_allclose(value, theirs.variables[name], rtol=1e-5,
+                                 atol=1e-6, err_msg=name + dispatch_mode)
 
 
 def test_checkpoints_restore_between_moe1d_and_switch(tmp_path):
