@@ -95,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
   t5x.add_argument("model_dir", help="the Mesh TF model dir to create")
   t5x.add_argument("--step", type=int, default=None,
                    help="global step stored in the checkpoint (default: the "
-                   "T5X checkpoint's step)")
+                   "T5X checkpoint's step, e.g. 500100). Fine-tuning restores "
+                   "it and trains until utils.run.train_steps, so pass 0 or "
+                   "set train_steps to this step plus the fine-tuning steps "
+                   "(docs/checkpoints.md)")
   _add_mtf_output_flags(t5x)
 
   export = modes.add_parser(
