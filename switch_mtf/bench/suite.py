@@ -136,12 +136,14 @@ PROFILES = tuple((kind, 8) for kind in layer_graph.KINDS) + tuple(
                              layer_graph.SWITCH_EINSUM))
 
 
-def _profile(kind: str, num_experts: int, threads: int) -> Dict:
+def _profile(kind: str, num_experts: int, threads: int,
+             log: Callable[[str], None]) -> Dict:
+  """One layer's profile, taken on an idle machine, with its load."""
   built = layer_graph.BuiltLayer(
       layer_graph.LayerSpec(kind=kind, num_experts=num_experts),
       threads=threads)
   try:
-    return profile_lib.profile_step(built)
+    return profile_lib.profile_on_idle_machine(built, log)
   finally:
     built.close()
 
@@ -315,7 +317,8 @@ def _run_parts(options: Options, parts: Sequence[str],
     prof = store("profile", dirs["speed"])
     for kind, num_experts in PROFILES:
       measure(prof, "%s/E%d/cf1.0/G1024/N4096" % (kind, num_experts),
-              functools.partial(_profile, kind, num_experts, options.threads),
+              functools.partial(_profile, kind, num_experts, options.threads,
+                                log),
               [], PROFILE_CODE)
   if "cluster" in parts:
     clusters = store("cluster", dirs["speed"])

@@ -333,16 +333,29 @@ def paper_summary(results: SpeedResults) -> List[str]:
 def profile_lines(results: SpeedResults, top: int = 5) -> List[str]:
   """The costliest op types of each profiled layer."""
   lines = ["| layer (cf 1.0, G 1024, 4096 tokens) | op time / step (ms) | "
-           "costliest op types (ms/step) |", "|---|---|---|"]
+           "costliest op types (ms/step) | other processes' CPU share "
+           "(mean / max) |", "|---|---|---|---|"]
   def key(item):
     kind, experts = item[0].split("/")[:2]
     return (int(experts[1:]), layer_graph.KINDS.index(kind))
+  unrecorded = 0
   for name, entry in sorted(results.stores["profile"].items(), key=key):
     kind, experts = name.split("/")[:2]
-    lines.append("| %s%s | %.1f | %s |" % (
+    load = entry.get("load")
+    unrecorded += not load
+    lines.append("| %s%s | %.1f | %s | %s |" % (
         kind, "" if kind == layer_graph.DENSE else ", %s" % experts,
         entry["op_time_ms_per_step"], ", ".join(
-            "%s %.1f" % (op, ms) for op, ms in entry["by_op_type"][:top])))
+            "%s %.1f" % (op, ms) for op, ms in entry["by_op_type"][:top]),
+        "%.1f%% / %.1f%%" % (100 * load["other_cpu_share_mean"],
+                             100 * load["other_cpu_share_max"])
+        if load else "not recorded"))
+  if unrecorded:
+    lines += ["", "%d of these profiles were taken before the profile "
+              "sampled the load and refused a busy machine (a profile above "
+              "%.0f%% is now discarded and retried); `python tools/bench.py "
+              "--parts=profile --rerun_stale` takes them again." % (
+                  unrecorded, 100 * timing.MAX_OTHER_CPU_SHARE)]
   return lines
 
 

@@ -4,15 +4,20 @@ Runs a built layer's step with a full trace (tf.RunMetadata step stats) a
 few times and sums each op's wall time on the CPU device, grouped by op type
 and by the Mesh TF operation it was lowered from (the name scope), so the
 cost of routing, dispatch, experts and gradients can be told apart.
+`profile_on_idle_machine` samples the machine's load meanwhile and takes a
+profile again when other processes disturbed it, as the timed blocks do.
 """
 
 import collections
 import re
-from typing import Any, Dict, List
+import time
+from typing import Any, Callable, Dict, List
 
 import tensorflow.compat.v1 as tf
 
+from switch_mtf.bench.common import provenance
 from switch_mtf.bench.speed import layer_graph
+from switch_mtf.bench.speed import timing
 
 # Lowered TF op names look like `encoder/layer_000/MoE1D/wi/einsum/...`;
 # the gradient graph prefixes `gradients/`-like mtf scopes.
@@ -51,6 +56,42 @@ def profile_step(built: layer_graph.BuiltLayer, runs: int = 5,
   return {"op_time_ms_per_step": round(total / runs / 1e3, 3),
           "by_op_type": table(by_type), "by_scope": table(by_scope),
           "by_op": table(by_op), "runs": runs}
+
+
+def profile_on_idle_machine(built: layer_graph.BuiltLayer,
+                            log: Callable[[str], None] = print,
+                            runs: int = 5, top: int = 25,
+                            max_other_share: float = (
+                                timing.MAX_OTHER_CPU_SHARE),
+                            retries: int = timing.BUSY_RETRIES,
+                            wait_s: float = timing.BUSY_WAIT_S
+                            ) -> Dict[str, Any]:
+  """`profile_step` with the load sampled; its result holds it ("load").
+
+  The speed blocks' guard (timing.time_on_idle_machine): a profile during
+  which other processes used more than `max_other_share` of the CPU on
+  average is discarded and, after `wait_s`, taken again, up to `retries`
+  more times; then timing.BusyMachine.
+  """
+  for attempt in range(retries + 1):
+    with provenance.LoadMonitor() as monitor:
+      result = profile_step(built, runs, top)
+    load = monitor.summary()
+    if load["other_cpu_share_mean"] <= max_other_share:
+      load["attempts"] = attempt + 1
+      result["load"] = load
+      return result
+    log("  machine busy: other processes used %.0f%% of the CPU (limit "
+        "%.0f%%); profile discarded%s" % (
+            100 * load["other_cpu_share_mean"], 100 * max_other_share,
+            ", retrying in %.0f s" % wait_s if attempt < retries else ""))
+    if attempt < retries:
+      time.sleep(wait_s)
+  raise timing.BusyMachine(
+      "other processes used %.0f%% of the CPU (limit %.0f%%) in each of %d "
+      "profiles; stop them (or pass a higher limit) and rerun: finished "
+      "profiles are kept." % (100 * load["other_cpu_share_mean"],
+                              100 * max_other_share, retries + 1))
 
 
 def _op_type(node) -> str:

@@ -235,13 +235,25 @@ def paper_section(store: store_lib.ResultStore) -> List[str]:
   return md + [""]
 
 
+def _profile_load(entry: Dict[str, Any]) -> str:
+  load = entry.get("load")
+  if not load:
+    return ("Load not recorded (profiled before the profile refused a busy "
+            "machine).")
+  return ("Other processes' CPU share meanwhile: %.1f%% mean, %.1f%% max "
+          "(a profile above %.0f%% is discarded and retried)." % (
+              100 * load["other_cpu_share_mean"],
+              100 * load["other_cpu_share_max"],
+              100 * timing.MAX_OTHER_CPU_SHARE))
+
+
 def profile_section(store: store_lib.ResultStore) -> List[str]:
   md = []
   for name, entry in store.items():
     md += ["## Profile: %s" % name, "",
            "Sum of TF op times per step (ops overlap across threads, so the "
-           "sum can exceed the wall time): %.1f ms." % entry[
-               "op_time_ms_per_step"], "",
+           "sum can exceed the wall time): %.1f ms. %s" % (
+               entry["op_time_ms_per_step"], _profile_load(entry)), "",
            "| op type | ms/step |", "|---|---|"]
     md += ["| %s | %.1f |" % (n, ms) for n, ms in entry["by_op_type"][:8]]
     md += ["", "| op | ms/step |", "|---|---|"]
