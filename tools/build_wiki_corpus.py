@@ -38,17 +38,26 @@ _OUTPUT_DIR = flags.DEFINE_string(
 
 def main(argv):
   del argv
-  if _CORPUS.value == "embedded":
-    written = wiki_corpus.build_corpus(
-        _SOURCE_DIR.value or [
-            os.path.join(paths.SHARED_DATA_DIR, "wikipedia_en_sample")],
-        _OUTPUT_DIR.value or paths.WIKI_DIR)
-  else:
-    written = wiki_large.build(_OUTPUT_DIR.value,
-                               _SOURCE_DIR.value or wiki_large.SOURCE_DIRS)
+  try:
+    written = _build()
+  except (FileNotFoundError, ValueError) as e:
+    # Missing upstream files or a checksum mismatch: the message says what
+    # to pass; nothing was written.
+    raise SystemExit("build_wiki_corpus: %s" % e) from e
   for path in written:
     print(f"wrote {path} ({os.path.getsize(path):,} bytes, sha256 "
           f"{wiki_corpus.file_sha256(path)})")
+
+
+def _build():
+  """The written files of the corpus the flags ask for."""
+  if _CORPUS.value == "embedded":
+    return wiki_corpus.build_corpus(
+        _SOURCE_DIR.value or [
+            os.path.join(paths.SHARED_DATA_DIR, "wikipedia_en_sample")],
+        _OUTPUT_DIR.value or paths.WIKI_DIR)
+  return wiki_large.build(_OUTPUT_DIR.value,
+                          _SOURCE_DIR.value or wiki_large.SOURCE_DIRS)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ on the project's machines and in CI); elsewhere those tests skip.
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 import seqio
@@ -14,6 +16,8 @@ from switch_mtf.tasks import wiki
 from switch_mtf.tasks import wiki_corpus
 from switch_mtf.tasks import wiki_large
 
+_REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 _HAVE_SOURCES = all(os.path.isdir(d) for d in wiki_large.SOURCE_DIRS)
 _EMBEDDED_SOURCE = wiki_large.SOURCE_DIRS[0]
 
@@ -79,3 +83,17 @@ def test_build_with_other_output_leaves_no_corpus(tmp_path):
         expected_sha256={wiki_corpus.TRAIN_FILE: train_sha,
                          wiki_corpus.VALIDATION_FILE: "0" * 64})
   assert not os.listdir(tmp_path)
+
+
+def test_build_tool_without_sources_says_what_to_pass(tmp_path):
+  out = tmp_path / "corpus"
+  done = subprocess.run(
+      [sys.executable, os.path.join(_REPO_DIR, "tools",
+                                    "build_wiki_corpus.py"),
+       "--corpus=large", "--source_dir=%s" % (tmp_path / "missing"),
+       "--output_dir=%s" % out], capture_output=True, text=True, check=False)
+  assert done.returncode == 1
+  last = done.stderr.strip().splitlines()[-1]
+  assert last.startswith("build_wiki_corpus: Wikipedia source file ")
+  assert "wiki_00 is missing" in last and "--source_dir" in last
+  assert "Traceback" not in done.stderr and not out.exists()
