@@ -78,6 +78,10 @@ MODEL_PROTOCOL = timing.Protocol(warmup=3, rounds=5, iterations=4,
                                  forward_runs=0)
 QUICK_MODEL_PROTOCOL = timing.Protocol(warmup=2, rounds=3, iterations=3,
                                        forward_runs=0)
+# The models part's switch_tiny expert counts (the experts-doubling table);
+# up to 128, the expert counts of the headline experiment.
+MODEL_EXPERTS = (4, 8, 16, 32, 64, 128)
+QUICK_MODEL_EXPERTS = (4, 8, 16)
 
 # The paper's models on the model zoo's TPU layouts (gin/layouts): Base and
 # Large as in Table 1 (32 TPUv3 cores, expert + data parallelism, §5.5),
@@ -127,6 +131,22 @@ def _dirs(options: Options) -> Dict[str, str]:
 
 def _gin_names(specs: Sequence[model_step.ModelSpec]) -> List[str]:
   return sorted({name for spec in specs for name in spec.gin_files})
+
+
+def model_spec_groups(quick: bool
+                      ) -> Dict[str, Dict[str, model_step.ModelSpec]]:
+  """The models part's entries in speed/models.json, in the order measured:
+  key -> the whole models timed side by side in it."""
+  experts = QUICK_MODEL_EXPERTS if quick else MODEL_EXPERTS
+  tiny = model_step.tiny_specs(experts)
+  gather = model_step.gather_switch_spec()
+  tiny[gather.name] = gather
+  groups = {"tiny/E" + ",".join(map(str, experts)): tiny}
+  if not quick:
+    # The headline protocol's models: its report's wall-clock axis.
+    groups[headline.speed_key()] = headline.speed_specs()
+    groups[PRECISION_KEY] = model_step.precision_specs()
+  return groups
 
 
 # Profiled layers: every kind at the anchor's size, and the Switch modes at
@@ -282,29 +302,12 @@ def _run_parts(options: Options, parts: Sequence[str],
                       options.command or "", options.rerun_stale)
   if "models" in parts:
     models = store("models", dirs["speed"])
-    # Up to 128: the expert counts of the headline experiment, whose
-    # wall-clock axis uses these step times.
-    experts = [4, 8, 16] if options.quick else [4, 8, 16, 32, 64, 128]
-    specs = model_step.tiny_specs(experts)
-    gather = model_step.gather_switch_spec()
-    specs[gather.name] = gather
     model_protocol = QUICK_MODEL_PROTOCOL if options.quick else MODEL_PROTOCOL
-    measure(models, "tiny/E" + ",".join(map(str, experts)),
-            lambda: scaling.time_models(specs, model_protocol,
-                                        options.threads, log),
-            _gin_names(specs.values()), MODEL_CODE)
-    if not options.quick:
-      # The headline protocol's models: its report's wall-clock axis.
-      grid = headline.speed_specs()
-      measure(models, headline.speed_key(),
-              lambda: scaling.time_models(grid, MODEL_PROTOCOL,
-                                          options.threads, log),
-              _gin_names(grid.values()), MODEL_CODE)
-      precision = model_step.precision_specs()
-      measure(models, PRECISION_KEY,
-              lambda: scaling.time_models(precision, MODEL_PROTOCOL,
-                                          options.threads, log),
-              _gin_names(precision.values()), MODEL_CODE)
+    for key, specs in model_spec_groups(options.quick).items():
+      measure(models, key,
+              functools.partial(scaling.time_models, specs, model_protocol,
+                                options.threads, log),
+              _gin_names(specs.values()), MODEL_CODE)
   if "paper" in parts:
     paper = store("paper", dirs["speed"])
     for label, model_gin, layout_gin in PAPER_MODELS:
