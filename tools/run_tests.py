@@ -192,6 +192,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   result = run(modules, args.marks, args.jobs, pytest_args, args.verbose)
   if args.record:
     save_durations(args.marks, result["durations"])
+    print("Recorded in %s; README's test times come from it: run "
+          "`python tools/write_docs.py` and commit both." % os.path.relpath(
+              DURATIONS_FILE, REPO))
   slowest = sorted(result["durations"].items(), key=lambda kv: -kv[1])[:5]
   print("Wall time %s; slowest: %s" % (
       _clock(result["wall_seconds"]),

@@ -82,6 +82,23 @@ class ClaimResults:
     return out
 
 
+# The Switch configuration whose repeats show the run-to-run spread.
+SPREAD_CONFIG = "switch_E8_500steps"
+
+
+def seed_spread(results: ClaimResults, config: str = SPREAD_CONFIG) -> str:
+  """How far one Switch configuration's seeds end apart, as a phrase."""
+  for claim in results.plan:
+    per_seed = results.per_seed_val_ce(claim).get(config, {})
+    if len(per_seed) >= 2:
+      low, high = min(per_seed.values()), max(per_seed.values())
+      return ("the %d seeds of `%s` (results/claims/runs.json) end %.3f "
+              "apart in final validation CE, %.3f to %.3f" % (
+                  len(per_seed), config, high - low, low, high))
+  return ("results/claims/runs.json holds no two seeds of `%s` yet"
+          % config)
+
+
 def label(config: str) -> str:
   if config in _LABELS:
     return _LABELS[config]

@@ -7,7 +7,8 @@ their tables and findings and add the timing the record holds.
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+import re
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from switch_mtf.bench.common import provenance
 from switch_mtf.bench.documents import records
@@ -155,13 +156,31 @@ def distill_table(run: RunRecord) -> List[str]:
   return _table(run.lines("distill_report.md"))
 
 
-def distill_findings(run: RunRecord) -> List[str]:
-  """The report's findings: the bullets between its table and the paper's."""
+# A sentence the distillation report writes (workflows/distill_demo.py)
+# whose figure comes from measurements outside this repository.
+_UNSOURCED_SPREAD = re.compile(
+    r"At this size repeated Switch runs differ by .*?\(anchor measurements\)\.")
+
+
+def distill_findings(run: RunRecord,
+                     spread: Optional[Callable[[], str]] = None) -> List[str]:
+  """The report's findings: the bullets between its table and the paper's.
+
+  With spread (a phrase from the committed claim runs), the report's
+  unsourced run-to-run spread is replaced by it, saying so.
+  """
   report = run.lines("distill_report.md")
   after = report[_table_span(report)[1]:]
   stop = next((i for i, l in enumerate(after) if l.startswith("Paper,")),
               len(after))
-  return _bullets(after[:stop])
+  bullets = _bullets(after[:stop])
+  if spread is None:
+    return bullets
+  return [_UNSOURCED_SPREAD.sub(lambda _: (
+      "How much repeated Switch runs differ at this size, from the "
+      "committed claim runs: %s (the report quotes a figure from "
+      "measurements outside this repository instead)." % spread()), bullet)
+          for bullet in bullets]
 
 
 def distill_timing(run: RunRecord) -> List[str]:

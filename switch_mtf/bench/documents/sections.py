@@ -13,6 +13,7 @@ from switch_mtf.bench.documents import headline_text
 from switch_mtf.bench.documents import markers
 from switch_mtf.bench.documents import runs_text
 from switch_mtf.bench.documents import speed_text
+from switch_mtf.bench.documents import testsuite_text
 from switch_mtf.cli import progress
 
 # The documents with generated sections, relative to the repository.
@@ -173,6 +174,7 @@ class Sections:
         "claims-steps": lambda: c.steps_per_second(self.claims),
         "claims-provenance": lambda: c.provenance_lines(self.claims),
         "bench-time": lambda: _invocations(self.results_dir),
+        "test-times": lambda: testsuite_text.module_times(self.repo_dir),
         **headline_text.sections(lambda: self.headline),
         "demo-runs": lambda: r.demo_runs(self.demo),
         "demo-comparison": lambda: r.demo_comparison(self.demo),
@@ -180,7 +182,8 @@ class Sections:
         "demo-router": lambda: r.demo_router(self.demo),
         "demo-timing": lambda: r.demo_timing(self.demo),
         "distill-table": lambda: r.distill_table(self.demo),
-        "distill-findings": lambda: r.distill_findings(self.demo),
+        "distill-findings": lambda: r.distill_findings(
+            self.demo, spread=lambda: c.seed_spread(self.claims)),
         "distill-timing": lambda: r.distill_timing(self.demo),
         "checkpoints-conversion":
             lambda: checkpoints_text.conversion(self.results_dir),
