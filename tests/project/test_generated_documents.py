@@ -2,7 +2,10 @@
 
 A changed result file, or a hand edit inside a generated section, fails the
 first test; a measured number typed by hand outside the sections fails the
-second.
+next two: any decimal in the measured regions, and anywhere in README.md and
+docs/*.md any number with a unit of time, size, speed, share or ratio
+(12 s, 2.6 GB, 106 MB/s, 40%, 1.2x, 12:24) that MEASUREMENT_ALLOWLIST does
+not name with its reason.
 """
 
 import json
@@ -14,6 +17,7 @@ import pytest
 
 from switch_mtf.bench.documents import markers
 from switch_mtf.bench.documents import sections
+from switch_mtf.bench.documents import testsuite_text
 from tests import repo_paths
 
 # Hyper-parameters the prose names; any other decimal is a measurement.
@@ -28,6 +32,76 @@ MEASURED_REGIONS = [
 ]
 # A decimal number, not a section sign's (§3.1) or a version's (2.12.1).
 _DECIMAL = re.compile(r"(?<![\w.§])\d+\.\d+(?![\w.])")
+
+# A number (or range) with a unit of time, size, speed, share or ratio, or a
+# clock time: what a measurement on this machine looks like in prose.
+_NUMBER = r"\d+(?:[.,]\d+)*"
+_SPAN = _NUMBER + r"(?:\s?(?:-|–|to)\s?" + _NUMBER + r")?"
+_UNIT = (r"(?:GFLOP/s|TFLOP/s|steps/s|ex/s|tokens/s|MB/s|GB/s|KiB|MiB|GiB|"
+         r"KB|kB|MB|GB|TB|ms|sec|seconds?|s|min|minutes?|h|hours?)")
+MEASUREMENT = re.compile(
+    r"(?<![\w.§/:-])(?:"
+    + _SPAN + r"\s?" + _UNIT + r"(?![\w/])"   # 65 s, 2.6 GB, 100-170 MB
+    + r"|" + _SPAN + r"\s?%"                   # about 40%
+    + r"|" + _SPAN + r"[x×](?!\w)"             # 1.06x (not "128 x 12")
+    + r"|\d{1,3}:\d{2}(?::\d{2})?(?![\w:])"   # 12:24, 1:02:03
+    + r")")
+# (document or "*", a phrase of one line holding the number, why it is no
+# measurement of ours). A number passes only inside its phrase.
+MEASUREMENT_ALLOWLIST = [
+    ("*", "95%", "the confidence level of the statistics"),
+    ("README.md", "0.1× initialisation", "the paper's init scale, a setting"),
+    ("README.md", "(5 MB)", "size of the committed switch_mtf/tasks/data "
+     "(du -sh), a property of the repository"),
+    ("README.md", "about 2.5 GB of weights", "size of the published "
+     "google/switch-base-8 download, not measured here"),
+    ("README.md", "more than 5% of the CPU", "the benchmark's busy-machine "
+     "threshold, timing.MAX_OTHER_CPU_SHARE"),
+    ("README.md", "within its 90 minutes", "CI's time limit (.ci/run)"),
+    ("docs/models.md", "780 ex/s", "paper, Table 1"),
+    ("docs/checkpoints.md", "64 MiB", "the --shard_mb default"),
+    ("docs/checkpoints.md", "up to 32 MiB", "glibc's largest mmap threshold, "
+     "a constant of glibc"),
+    ("docs/checkpoints.md", "128 MiB shard", "the old code's shard size, a "
+     "setting"),
+    ("docs/checkpoints.md", "at least 100 MB/s", "the conversion's speed "
+     "target"),
+    ("docs/checkpoints.md", "plus 1 GB", "the conversion's memory target"),
+    ("docs/checkpoints.md", "1.2 to 3.9 GB", "computed: parameters x 2 "
+     "bytes"),
+    ("docs/checkpoints.md", "29 GB in bfloat16", "computed: parameters x 2 "
+     "bytes"),
+    ("docs/checkpoints.md", "2.4 GB in float32", "computed: parameters x 4 "
+     "bytes"),
+    ("docs/checkpoints.md", "this machine's 24 GB", "the machine's memory, "
+     "a hardware fact"),
+    ("docs/checkpoints.md", "0.1× initialisation", "Mesh TF's init scale, a "
+     "setting"),
+    ("docs/cluster.md", "60 s", "connect_timeout_s's default and the message "
+     "naming it"),
+    ("docs/cluster.md", "(2 s)", "watch_interval_s's default"),
+    ("docs/demo.md", "1.82 steps/s ETA 2:47 (all phases ~18:56) (elapsed "
+     "4:47)", "an example of the progress line's format"),
+    ("docs/distill.md", "3%", "paper, Table 6"),
+    ("docs/distill.md", "20%", "paper, Table 6"),
+    ("docs/distill.md", "29%", "paper, Table 6"),
+    ("docs/models.md", "80-95%", "computed by tools/model_stats.py"),
+    ("docs/models.md", "10-15% above Table 9", "computed by "
+     "tools/model_stats.py against the paper"),
+    ("docs/models.md", "within 4%", "computed by tools/model_stats.py "
+     "against the paper"),
+    ("docs/models.md", "1.06x", "computed by tools/model_stats.py"),
+    ("docs/models.md", "+28%", "computed by tools/model_stats.py"),
+    ("docs/models.md", "0.003%", "computed: parameter counts"),
+    ("docs/results.md", "24 GiB", "the machine's memory, a hardware fact"),
+    ("docs/results.md", "the last 10%", "the learning-rate schedule, a "
+     "setting"),
+    ("docs/results.md", "the issue's 10 hours", "issue 18's budget"),
+    ("docs/results.md", "1.0× init", "the init scale, a setting"),
+    ("docs/tasks.md", "15% noise", "T5's span-corruption setting"),
+    ("docs/tasks.md", "5.4x the embedded text", "the corpus files' size "
+     "ratio, a property of the data"),
+]
 
 
 def test_committed_documents_match_what_the_tool_writes():
@@ -55,11 +129,77 @@ def test_measured_regions_have_no_hand_typed_numbers(name, first, last):
       typed,)
 
 
+def _hand_written_documents():
+  docs = os.path.join(repo_paths.REPO_DIR, "docs")
+  return ["README.md"] + sorted("docs/" + name for name in os.listdir(docs)
+                                if name.endswith(".md"))
+
+
+def _allowed(name, line, match):
+  for document, phrase, _ in MEASUREMENT_ALLOWLIST:
+    if document not in ("*", name):
+      continue
+    start = line.find(phrase)
+    while start >= 0:
+      if start <= match.start() and match.end() <= start + len(phrase):
+        return True
+      start = line.find(phrase, start + 1)
+  return False
+
+
+def _measurements(name):
+  """(line number, number, line) of each number with a unit written by
+  hand, i.e. outside the generated sections."""
+  with open(os.path.join(repo_paths.REPO_DIR, name)) as f:
+    text = f.read()
+  return [(number, m, line)
+          for number, line in markers.numbered_unmarked_lines(text)
+          for m in MEASUREMENT.finditer(line)]
+
+
+@pytest.mark.parametrize("name", _hand_written_documents())
+def test_no_hand_typed_measurement_anywhere(name):
+  typed = ["%s:%d: %r in %r" % (name, number, m.group(0), line.strip())
+           for number, m, line in _measurements(name)
+           if not _allowed(name, line, m)]
+  assert not typed, (
+      "numbers with units typed by hand outside generated sections (generate "
+      "them with tools/write_docs.py from results/, cite the committed file, "
+      "drop them, or add them to MEASUREMENT_ALLOWLIST with the reason they "
+      "are no measurement):\n" + "\n".join(typed))
+
+
+def test_every_allowlist_entry_is_still_used():
+  used = set()
+  for name in _hand_written_documents():
+    for _, m, line in _measurements(name):
+      for entry in MEASUREMENT_ALLOWLIST:
+        document, phrase, _ = entry
+        if document in ("*", name) and phrase in line and _allowed(
+            name, line, m):
+          used.add(entry)
+  unused = [entry[:2] for entry in MEASUREMENT_ALLOWLIST if entry not in used]
+  assert not unused, "allowlist entries no document needs: %s" % unused
+
+
+def test_the_check_sees_measurements():
+  for text in ("took 12:24", "2.6 GB", "65 s", "about 40%", "1.70x dense",
+               "100-170 MB", "106.6 MB/s", "200 GFLOP/s", "1:02:03"):
+    assert MEASUREMENT.search(text), text
+  for text in ("128 x 12", "E8 s0", "v3-8", "3 seeds", "file:line",
+               "§3.1", "2+2 layers", "1,600 sequences"):
+    assert not MEASUREMENT.search(text), text
+
+
 def test_a_changed_result_makes_the_check_fail(tmp_path):
   repo = str(tmp_path)
   shutil.copytree(os.path.join(repo_paths.REPO_DIR, "results"),
                   os.path.join(repo, "results"))
   os.makedirs(os.path.join(repo, "docs"))
+  os.makedirs(os.path.join(repo, "tests"))
+  shutil.copyfile(
+      os.path.join(repo_paths.REPO_DIR, testsuite_text.DURATIONS_FILE),
+      os.path.join(repo, testsuite_text.DURATIONS_FILE))
   for name in sections.DOCUMENTS:
     shutil.copyfile(os.path.join(repo_paths.REPO_DIR, name),
                     os.path.join(repo, name))

@@ -10,7 +10,7 @@ inside is replaced by what the section's generator returns.
 """
 
 import re
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 BEGIN = "<!-- BEGIN GENERATED %s: python tools/write_docs.py -->"
 END = "<!-- END GENERATED %s -->"
@@ -73,12 +73,17 @@ def fill(text: str, render: Dict[str, Callable[[], Sequence[str]]],
 
 def unmarked_lines(text: str) -> List[str]:
   """The lines outside every marked section (written by hand)."""
+  return [line for _, line in numbered_unmarked_lines(text)]
+
+
+def numbered_unmarked_lines(text: str) -> List[Tuple[int, str]]:
+  """(line number from 1, line) of the lines outside every marked section."""
   out, inside = [], False
-  for line in text.splitlines():
+  for number, line in enumerate(text.splitlines(), 1):
     if _BEGIN.match(line.strip()):
       inside = True
     elif _END.match(line.strip()):
       inside = False
     elif not inside:
-      out.append(line)
+      out.append((number, line))
   return out
