@@ -166,7 +166,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv, pytest_args = argv[:split], argv[split + 1:]
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-  parser.add_argument("paths", nargs="*", default=["tests"],
+  parser.add_argument("paths", nargs="*",
                       help="test modules or folders (default: tests)")
   parser.add_argument("--marks", default="not slow",
                       help="pytest -m expression; empty = every test "
@@ -175,13 +175,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                       help="modules run at a time (default: %(default)s)")
   parser.add_argument("--record", action="store_true",
                       help="store each module's time in "
-                      "tests/module_durations.json (the start order)")
+                      "tests/module_durations.json (the start order); "
+                      "whole suite only, no paths")
   parser.add_argument("--verbose", action="store_true",
                       help="print every module's output, not only failures")
   args = parser.parse_args(argv)
   if args.jobs < 1:
     parser.error("--jobs must be >= 1")
-  modules = find_modules(args.paths)
+  if args.record and args.paths:
+    # The record is the suite's: README's test times sum it, and a subset
+    # would replace the marks' whole record.
+    parser.error("--record times the whole suite and replaces its record in "
+                 "tests/module_durations.json; run it without test paths "
+                 "(given: %s)" % " ".join(args.paths))
+  modules = find_modules(args.paths or ["tests"])
   slow_only = [m for m in modules if args.marks == "not slow"
                and every_test_is_slow(os.path.join(REPO, m))]
   modules = [m for m in modules if m not in slow_only]

@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from tests import repo_paths
 
 run_tests = repo_paths.load_tool("run_tests")
@@ -29,7 +31,11 @@ def test_failures_are_named_and_deselected_modules_pass(tmp_path, capsys,
                       str(tmp_path / "durations.json"))
   paths = _suite(tmp_path, a=PASSING, b=FAILING, c=ONLY_SLOW, d=LEAK_SET,
                  e=LEAK_READ)
-  assert run_tests.main([*paths, "--jobs=2", "--record"]) == 1
+  # These modules stand in for the whole suite (--record takes no paths).
+  find_modules = run_tests.find_modules
+  monkeypatch.setattr(run_tests, "find_modules",
+                      lambda unused_paths: find_modules(paths))
+  assert run_tests.main(["--jobs=2", "--record"]) == 1
   out = capsys.readouterr().out
   assert "FAILED modules: " in out
   failed = out.split("FAILED modules: ")[1].split()
@@ -39,6 +45,18 @@ def test_failures_are_named_and_deselected_modules_pass(tmp_path, capsys,
   # The all-deselected module passes and records no time.
   assert sorted(os.path.basename(m) for m in recorded) == [
       "test_a.py", "test_b.py", "test_d.py", "test_e.py"]
+
+
+def test_record_refuses_test_paths(tmp_path, capsys, monkeypatch):
+  # A record of some modules would replace the suite's whole record.
+  durations = tmp_path / "durations.json"
+  monkeypatch.setattr(run_tests, "DURATIONS_FILE", str(durations))
+  paths = _suite(tmp_path, a=PASSING)
+  with pytest.raises(SystemExit) as stopped:
+    run_tests.main([*paths, "--record"])
+  assert stopped.value.code == 2
+  assert "--record times the whole suite" in capsys.readouterr().err
+  assert not durations.exists()
 
 
 def test_modules_with_only_slow_tests_are_not_started_by_make_test(
