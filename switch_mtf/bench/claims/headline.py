@@ -13,13 +13,14 @@ The protocol and why (the pilots are in results/headline/):
   within the budget. The first pilot, t5_tiny (d_model 128) for 3000
   steps (pilots.json), still fell 0.126 in validation CE over its last
   1000 steps. t5_mini / switch_mini (d_model 64, d_ff 256, models/*.gin)
-  have a quarter of the FFN and attention weights; a design probe of
-  whole training steps (not a published timing) put t5_mini at 0.61x
-  t5_tiny's step and switch_mini E128 at 0.69x (t5_tiny E128: 1.62x), so
-  the grid affords twice the steps of t5_tiny's.
-- 6000 steps, checkpoints every 500: 12 runs x 6000 steps of the mini
-  models take about as long as 12 x 3000 of the tiny ones (within the
-  issue's 10 hours at the idle step times); each run under an hour.
+  have a quarter of the FFN and attention weights and, by an unpublished
+  probe of whole steps on the busy machine, cost well under t5_tiny's
+  step even with 128 experts (switch_tiny E128 costs 1.61x t5_tiny's in
+  results/speed/models.json), so the grid affords about twice the steps.
+  The idle step times of the mini models are the speed benchmark's entry
+  speed_key() (tools/bench.py --parts=models), which the report uses.
+- 6000 steps, checkpoints every 500: about the cost of 3000 steps of the
+  tiny models, which fit the issue's 10 hours; each run under an hour.
 - Decided before the mini pilots' curves were seen (commit of this text):
   the protocol stands if the dense pilot (dense_mini_const_6000steps_s0)
   falls by less than 0.05 in validation CE over its last 2000 steps
@@ -34,7 +35,7 @@ The protocol and why (the pilots are in results/headline/):
   compares points of curves under the same learning rate.
 """
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from switch_mtf.bench.claims.runs import Run
 from switch_mtf.bench.common import tiny_models
@@ -84,6 +85,12 @@ PROTOCOL = Protocol(model="mini", steps=6000, checkpoint_every=500,
                     recipe="const")
 EXPERTS = (8, 32, 128)
 SEEDS = (0, 1, 2)
+# The rule that keeps the protocol (module docstring): the seed-0 dense
+# run falls by less than LEVEL_OFF_DROP over its last LEVEL_OFF_STEPS, and
+# the seed-0 Switch run with PILOT_EXPERTS ends below it.
+LEVEL_OFF_STEPS = 2000
+LEVEL_OFF_DROP = 0.05
+PILOT_EXPERTS = 32
 
 
 def dense(protocol: Protocol, seed: int) -> Run:
@@ -101,6 +108,44 @@ def _run(protocol: Protocol, name: str, seed: int, model_gin: str,
              model_gin=model_gin, gin_params=tuple(params), seed=seed,
              train_steps=protocol.steps, recipe_gin=RECIPE_GIN,
              mixture=MIXTURE, checkpoint_every=protocol.checkpoint_every)
+
+
+def drop_over_last(curve: Sequence[Tuple[int, float]],
+                   steps: int = LEVEL_OFF_STEPS) -> Optional[float]:
+  """How much a (step, CE) curve fell over its last `steps` (None: no
+  checkpoint that many steps before its last)."""
+  if not curve:
+    return None
+  last_step, last = curve[-1]
+  before = [ce for step, ce in curve if step == last_step - steps]
+  return before[0] - last if before else None
+
+
+def pilot_rule(dense_curve: Sequence[Tuple[int, float]],
+               switch_curve: Sequence[Tuple[int, float]]) -> Dict[str, Any]:
+  """The keep-or-reject rule on the seed-0 pilots' validation curves.
+
+  Returns {"status": "kept" | "rejected" | "pending", "drop", "dense_final",
+  "switch_final", "failed": [the conditions that failed]}.
+  """
+  done = [c for c in (dense_curve, switch_curve)
+          if c and c[-1][0] == PROTOCOL.steps]
+  if len(done) < 2:
+    return {"status": "pending", "drop": None, "dense_final": None,
+            "switch_final": None, "failed": []}
+  drop = drop_over_last(dense_curve)
+  dense_final, switch_final = dense_curve[-1][1], switch_curve[-1][1]
+  failed = []
+  if drop is None or drop >= LEVEL_OFF_DROP:
+    failed.append("dense fell by %s over its last %d steps (limit < %g)"
+                  % ("?" if drop is None else "%.3f" % drop,
+                     LEVEL_OFF_STEPS, LEVEL_OFF_DROP))
+  if switch_final >= dense_final:
+    failed.append("Switch E%d ends at %.3f, not below dense's %.3f"
+                  % (PILOT_EXPERTS, switch_final, dense_final))
+  return {"status": "rejected" if failed else "kept", "drop": drop,
+          "dense_final": dense_final, "switch_final": switch_final,
+          "failed": failed}
 
 
 def speed_key(protocol: Protocol = PROTOCOL) -> str:

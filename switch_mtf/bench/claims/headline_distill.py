@@ -10,14 +10,15 @@ headline Switch models with at least 32 experts, the one with the lowest
 mean final validation CE, once every seed of dense and of each candidate
 is stored; refused unless its final CE minus dense's, paired by seed, has
 a 95% t-interval below 0. Each student of seed s learns from the
-teacher's seed-s run (output/bench/<run>/model.ckpt-3000: model dirs are
-scratch, so tools/bench.py keeps the candidates' dirs for this part).
+teacher's seed-s run (its final checkpoint under output/bench/<run>/: model
+dirs are scratch, so tools/bench.py keeps the candidates' dirs for this
+part, and retrains a teacher whose dir is gone).
 
-Students: the dense t5_tiny shape that distill/every_other_switch.gin
-builds from the teacher's stack, trained on the headline protocol (same
-data order as the seed's dense run, 3000 steps, same recipe, evaluated
-every 250 steps on the same validation set, scored without the teacher).
-Table 6's rows:
+Students: the dense shape of the protocol's model (t5_mini) that
+distill/every_other_switch.gin builds from the teacher's stack, trained on
+the headline protocol (same data order as the seed's dense run, same steps,
+recipe and checkpoints, evaluated on the same validation set, scored
+without the teacher). Table 6's rows:
   distillation                 soft loss only, random init
   + init non-expert weights    soft loss only, init from the teacher
   + 0.75 hard / 0.25 soft mix  fraction_soft 0.25, init from the teacher
@@ -27,18 +28,14 @@ of hard and soft loss" as a change from the row above it, so the rows
 above did not mix: fraction_soft 1.0 (the teacher's soft targets only).
 Temperature 1 (distill/student_teacher.gin; the paper does not give it).
 
-Cost (results/speed/models.json, entry tiny/E4,8,16,32,64,128, idle):
-a student step is a dense training step (667 ms) plus the teacher's
-forward pass, about a third of its training step (E128: 1074 / 3 = 358
-ms; E32: 717 / 3 = 239 ms), so a 3000-step student costs about 51 min
-with the E128 teacher (45 min with E32), an init-only run 33 min, plus an
-evaluation each (the dense pilot's took 4 min). One seed's four rows:
-about 3.1 h of training, 3.4 h with evaluation; three seeds about 10 h,
-on top of the main grid's 8 h of training: beyond the issue's 10 hours
-(and runs sharing the machine take longer: the dense pilot trained 97
-min, not 33). So the runs go seed-major (all four rows of seed 0 first)
-and the report shows what exists, with "n=1, no interval" for a single
-seed. `estimated_minutes` recomputes this from the stored speed results.
+Cost: a student step is a dense training step plus the teacher's forward
+pass, about a third of its training step (FORWARD_SHARE); an init-only
+step is a dense step. At the idle step times of the protocol's models
+(`estimated_minutes`, shown in the report) four students per seed cost
+about as much as the grid's four models again, so the distillation comes
+on top of the grid's budget. The runs go seed-major (all four rows of seed
+0 first) and the report shows what exists, with "n=1, no interval" for a
+single seed.
 """
 
 import dataclasses

@@ -77,8 +77,12 @@ class Headline:
     self.dense = headline.dense_config(self.runs)
     self.result = claims_analysis.sample_efficiency(self.runs, entries,
                                                     self.dense)
-    self.curves = {config: [claims_execute.val_curve(e) for _, e in pairs]
-                   for config, pairs in self.groups.items() if pairs}
+    # config -> seed -> validation curve, each computed once.
+    by_seed = {config: {run.seed: claims_execute.val_curve(entry)
+                        for run, entry in pairs}
+               for config, pairs in self.groups.items() if pairs}
+    self.curves = {config: list(per_seed.values())
+                   for config, per_seed in by_seed.items()}
     self.mean_curves = {config: target.mean_curve(per_seed)
                         for config, per_seed in self.curves.items()}
     self.check = target.check(self.result, self.mean_curves,
@@ -88,11 +92,13 @@ class Headline:
                            headline.PROTOCOL.steps)
         if self.dense in self.mean_curves else {"models": {}})
     self.demo = headline_demo.find_setting(
-        {config: {run.seed: claims_execute.val_curve(entry)
-                  for run, entry in pairs}
-         for config, pairs in self.groups.items() if pairs},
-        self.dense, {config: self.step_ms(config) for config in self.groups},
+        by_seed, self.dense,
+        {config: self.step_ms(config) for config in self.groups},
         len(headline.SEEDS))
+    pilot = headline.switch(headline.PROTOCOL, 0, headline.PILOT_EXPERTS)
+    self.pilot_rule = headline.pilot_rule(
+        by_seed.get(self.dense, {}).get(0, []),
+        by_seed.get(pilot.name.rsplit("_s", 1)[0], {}).get(0, []))
 
   @property
   def times_source(self) -> str:
@@ -128,6 +134,7 @@ class Headline:
     decision = distill.decide(self.entries)
     return {self.label: self.result, "target": self.check,
             "extrapolation": self.extrapolation, "demo": self.demo,
+            "pilot_rule": self.pilot_rule,
             "step_times": {"entry": self.times_entry, "ms": self.times},
             "distillation": dict(decision, students=distill.analyze(
                 self.entries, decision["teacher"])
@@ -372,8 +379,9 @@ def distill_lines(h: Headline) -> List[str]:
          "| final val CE per seed | − dense, paired by seed: mean [95% CI] "
          "| teacher's gain kept: mean [95% CI] | training time per run at "
          "the idle step times (estimate) |", "|---|---|---|---|---|---|---|",
-         "| dense (t5_tiny) | %s, – | %d | %s | – | – | – |" % (
-             distill.PAPER_DENSE_NLP, len(result["dense"]),
+         "| %s | %s, – | %d | %s | – | – | – |" % (
+             model_name(h.dense), distill.PAPER_DENSE_NLP,
+             len(result["dense"]),
              _per_seed(result["dense"])),
          "| teacher: Switch E%d | %s, – | %d | %s | %s | – | – |" % (
              experts, distill.PAPER_TEACHER_NLP,
@@ -414,6 +422,28 @@ def provenance_summary(entries: Dict[str, Any]) -> List[str]:
   return lines
 
 
+def pilot_rule_lines(h: Headline) -> List[str]:
+  """The rule that keeps or rejects the protocol, on its seed-0 runs."""
+  rule = h.pilot_rule
+  text = ("The protocol stands if the seed-0 dense run falls by less than "
+          "%g in validation CE over its last %d steps and the seed-0 Switch "
+          "E%d run ends below it (switch_mtf/bench/claims/headline.py, "
+          "written before these runs): **%s**" % (
+              headline.LEVEL_OFF_DROP, headline.LEVEL_OFF_STEPS,
+              headline.PILOT_EXPERTS, rule["status"]))
+  if rule["status"] == "pending":
+    return [text + "; both runs must reach step %d first."
+            % headline.PROTOCOL.steps]
+  drop = "%.3f" % rule["drop"] if rule["drop"] is not None else "?"
+  text += (". Dense fell by %s over its last %d steps and ends at %.3f; "
+           "Switch E%d ends at %.3f." % (
+               drop, headline.LEVEL_OFF_STEPS, rule["dense_final"],
+               headline.PILOT_EXPERTS, rule["switch_final"]))
+  if rule["failed"]:
+    text += " Failed: %s." % "; ".join(rule["failed"])
+  return [text]
+
+
 def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
   """The pilot runs the protocol was chosen by, as stored (pilots.json).
 
@@ -421,17 +451,17 @@ def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
   reported comparison uses it.
   """
   md = ["| pilot | checkpoint every | validation CE at each checkpoint | "
-        "drop over the last 1000 steps | training time (other processes' "
-        "CPU share) | stale? |", "|---|---|---|---|---|---|"]
+        "drop over the last %d steps | training time (other processes' "
+        "CPU share) | stale? |" % headline.LEVEL_OFF_STEPS,
+        "|---|---|---|---|---|---|"]
   for name, entry in pilots.items():
     curve = claims_execute.val_curve(entry)
-    last = curve[-1][0] if curve else 0
-    before = [ce for step, ce in curve if step == last - 1000]
+    drop = headline.drop_over_last(curve)
     load = entry.get("load") or {}
     md.append("| %s | %d | %s | %s | %s (%s) | %s |" % (
         name, entry["run"]["checkpoint_every"],
         ", ".join("%d: %.3f" % point for point in curve),
-        "%.3f" % (before[0] - curve[-1][1]) if before else "–",
+        "%.3f" % drop if drop is not None else "–",
         progress.format_duration(entry.get("train_seconds")),
         "%.0f%%" % (100 * load["other_cpu_share_mean"])
         if "other_cpu_share_mean" in load else "–",
@@ -501,11 +531,14 @@ def write(store: store_lib.ResultStore, out_dir: str,
   h = Headline(entries, out_dir, speed_dir)
   write_plots(h)
   md = ["# The headline claim at small scale (issue 18)", "",
-        "Generated by tools/bench.py from %s: t5_tiny and FLOP-matched "
-        "switch_tiny with E experts, batch 32 x 128/32 tokens of "
+        "Generated by tools/bench.py from %s: %s and FLOP-matched %s "
+        "with E experts, batch 32 x 128/32 tokens of "
         "wiki_large_span_corruption, the same data order for the same seed, "
         "validation CE per target token on a fixed 1,600-example validation "
-        "set at every checkpoint. Commands:" % os.path.basename(store.path),
+        "set at every checkpoint. Commands:" % (
+            os.path.basename(store.path),
+            os.path.basename(headline.PROTOCOL.dense_gin)[:-len(".gin")],
+            os.path.basename(headline.PROTOCOL.switch_gin)[:-len(".gin")]),
         ""]
   md += ["- `%s` (%s)" % (c["command"], c["started"]) for c in store.commands]
   md += ["", "Wall-clock plots put each checkpoint at its step times the "
@@ -519,6 +552,7 @@ def write(store: store_lib.ResultStore, out_dir: str,
          "reached it. With one seed there is no interval.", "",
          "## " + h.label, ""]
   md += table_lines(h) + [""] + figure_lines(h, "") + [""]
+  md += ["## The protocol's pilot rule", ""] + pilot_rule_lines(h) + [""]
   md += ["## Target", ""] + target_lines(h) + [""]
   md += ["## Extrapolation", ""] + extrapolation_lines(h) + [""]
   md += ["## Time of the runs", ""] + time_lines(h) + [""]

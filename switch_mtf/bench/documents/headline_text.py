@@ -57,6 +57,10 @@ def extrapolation(results: HeadlineResults) -> List[str]:
   return headline_report.extrapolation_lines(results.headline)
 
 
+def pilot_rule(results: HeadlineResults) -> List[str]:
+  return headline_report.pilot_rule_lines(results.headline)
+
+
 def pilots(results: HeadlineResults) -> List[str]:
   return headline_report.pilot_lines(results.pilots())
 
@@ -89,6 +93,7 @@ def sections(results: Callable[[], HeadlineResults]
       "headline-target": lambda: target(results()),
       "headline-extrapolation": lambda: extrapolation(results()),
       "headline-pilots": lambda: pilots(results()),
+      "headline-pilot-rule": lambda: pilot_rule(results()),
       "headline-time": lambda: time(results()),
       "headline-distill": lambda: distillation(results()),
       "headline-demo": lambda: demo(results()),

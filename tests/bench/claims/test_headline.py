@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from switch_mtf.bench.claims import headline
 from switch_mtf.bench.claims import runs as claims_runs
 from switch_mtf.bench.common import provenance
@@ -115,8 +117,10 @@ def test_report_lists_the_pilots_with_their_curves(tmp_path):
                                   str(tmp_path / "speed"))) as f:
     summary = f.read()
   assert ("| pilot_dense | %d | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
-          "0.150 | ? (–) |" % headline.PROTOCOL.checkpoint_every) in summary
+          "0.450 | ? (–) |" % headline.PROTOCOL.checkpoint_every) in summary
   assert "No headline run is stored yet" in summary
+  assert "**pending**; both runs must reach step %d first." % (
+      headline.PROTOCOL.steps) in summary
   # No idle step times of the protocol's models: says how to measure them.
   assert ("not measured yet: `python tools/bench.py --parts=models` stores "
           "entry `%s`" % headline.speed_key()) in summary
@@ -131,3 +135,33 @@ def test_the_timed_models_are_the_runs_models():
   assert sorted(specs) == sorted(
       headline.PROTOCOL.speed_name(e) for e in (None,) + headline.EXPERTS)
   assert headline.speed_key() == "mini/E8,32,128"
+
+
+def _protocol_curve(final, drop):
+  """A curve ending at `final` that fell `drop` over the rule's window."""
+  steps = range(headline.PROTOCOL.checkpoint_every,
+                headline.PROTOCOL.steps + 1, headline.PROTOCOL.checkpoint_every)
+  start = headline.PROTOCOL.steps - headline.LEVEL_OFF_STEPS
+  return [(s, final + drop * max(0, headline.PROTOCOL.steps - s)
+           / headline.LEVEL_OFF_STEPS + (0.5 if s < start else 0.0))
+          for s in steps]
+
+
+def test_pilot_rule_keeps_or_rejects_and_says_why():
+  dense = _protocol_curve(4.5, 0.04)
+  assert headline.drop_over_last(dense) == pytest.approx(0.04)
+  kept = headline.pilot_rule(dense, _protocol_curve(4.4, 0.1))
+  assert kept["status"] == "kept" and not kept["failed"]
+  still_falling = headline.pilot_rule(_protocol_curve(4.5, 0.06),
+                                      _protocol_curve(4.4, 0.1))
+  assert still_falling["status"] == "rejected"
+  assert still_falling["failed"] == [
+      "dense fell by 0.060 over its last %d steps (limit < 0.05)"
+      % headline.LEVEL_OFF_STEPS]
+  behind = headline.pilot_rule(dense, _protocol_curve(4.5, 0.1))
+  assert behind["failed"] == [
+      "Switch E%d ends at 4.500, not below dense's 4.500"
+      % headline.PILOT_EXPERTS]
+  # A run that has not reached the last step decides nothing.
+  assert headline.pilot_rule(dense, _protocol_curve(4.4, 0.1)[:-1])[
+      "status"] == "pending"
