@@ -34,6 +34,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from switch_mtf.bench.claims import execute as claims_execute
@@ -196,42 +197,62 @@ def _recorded_invocation(options: Options, parts: Sequence[str],
 
   outcome: "completed"; "failed" (an exception, named in "error");
   "interrupted" (Ctrl-C, or SIGTERM: recorded, then the signal's default
-  action ends the process as before). results_stored counts the results
-  the invocation stored in `stores` (filled as the parts open them) until
-  then, so the time of an interrupted invocation is not lost nor counted
-  as a finished part's.
+  action ends the process as before, even if recording fails; a SIGTERM
+  while another outcome is being recorded ends it once that is written).
+  results_stored counts the results the invocation stored in `stores`
+  (filled as the parts open them) until then, so the time of an
+  interrupted invocation is not lost nor counted as a finished part's.
   """
   started, clock = time.strftime("%Y-%m-%d %H:%M:%S"), time.monotonic()
   filtered = bool(options.run_filter or options.block_filter)
   monitor = provenance.LoadMonitor(interval=5.0)
-  done: List[str] = []
+  done: List[str] = []  # the outcome, once invocations.json holds it
+  writing: List[bool] = []  # a record is being written
+  pending: List[int] = []  # a signal that came meanwhile, delivered after
 
   def record(outcome: str, error: Optional[str] = None) -> None:
-    if done:  # once: a SIGTERM during the record of an exception
+    if done or writing:  # once (a SIGTERM during a record waits for it)
       return
-    done.append(outcome)
-    stored = sum(1 for results in list(stores.values())
-                 for _, entry in results.items()
-                 if (entry.get("provenance") or {}).get("recorded", "")
-                 >= started)
-    entry = {
-        "command": options.command or "", "parts": list(parts),
-        "quick": options.quick, "filtered": filtered,
-        "whole_bench": set(parts) == set(PARTS) and not options.quick
-                       and not filtered,
-        "started": started,
-        "wall_seconds": round(time.monotonic() - clock, 1),
-        "outcome": outcome, "results_stored": stored,
-        "load": monitor.summary(),
-        **provenance.git_state(), "machine": provenance.machine()}
-    if error:
-      entry["error"] = error[:500]
-    invocations.record(results_root(options), entry)
+    writing.append(True)
+    try:
+      # list(): claim jobs' threads may put into the stores meanwhile.
+      stored = sum(1 for results in list(stores.values())
+                   for _, entry in list(results.items())
+                   if (entry.get("provenance") or {}).get("recorded", "")
+                   >= started)
+      entry = {
+          "command": options.command or "", "parts": list(parts),
+          "quick": options.quick, "filtered": filtered,
+          "whole_bench": set(parts) == set(PARTS) and not options.quick
+                         and not filtered,
+          "started": started,
+          "wall_seconds": round(time.monotonic() - clock, 1),
+          "outcome": outcome, "results_stored": stored,
+          "load": monitor.summary(),
+          **provenance.git_state(), "machine": provenance.machine()}
+      if error:
+        entry["error"] = error[:500]
+      invocations.record(results_root(options), entry)
+      done.append(outcome)  # only once written: a failed record may retry
+    finally:
+      writing.clear()
+      if pending:
+        end_by(pending[0])
 
-  def on_sigterm(signum, unused_frame):
-    record("interrupted", "SIGTERM")
+  def end_by(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)  # ends the process, as without this hook
+
+  def on_sigterm(signum, unused_frame):
+    if writing:  # the record under way ends the process once written
+      pending.append(signum)
+      return
+    try:
+      record("interrupted", "SIGTERM")
+    except BaseException:  # pylint: disable=broad-except
+      traceback.print_exc()  # unrecorded, but the signal still ends it
+    finally:
+      end_by(signum)
 
   hooked = (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)

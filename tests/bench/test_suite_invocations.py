@@ -12,6 +12,7 @@ import pytest
 
 from switch_mtf.bench import suite
 from switch_mtf.bench.common import invocations
+from switch_mtf.bench.common import store as store_lib
 from switch_mtf.bench.speed import scaling
 from tests import repo_paths
 
@@ -104,6 +105,84 @@ def test_an_invocation_ended_by_sigterm_is_recorded_then_ends(tmp_path):
   [entry] = invocations.load(results)
   assert entry["outcome"] == "interrupted" and entry["error"] == "SIGTERM"
   assert entry["results_stored"] == 0 and entry["command"] == "bench"
+
+
+def _run_paper_in_a_process(results, setup):
+  """Runs the paper part in a new process after `setup` (code that patches
+  scaling.paper_model and invocations.record); the finished process."""
+  script = textwrap.dedent("""
+      import os, signal, sys, time
+      from switch_mtf.bench import suite
+      from switch_mtf.bench.common import invocations
+      from switch_mtf.bench.speed import scaling
+      real_record = invocations.record
+      """) + textwrap.dedent(setup) + textwrap.dedent("""
+      suite.run(suite.Options(results_dir=sys.argv[1], parts=["paper"],
+                              command="bench"), log=lambda message: None)
+      """)
+  return subprocess.run([sys.executable, "-c", script, results],
+                        cwd=repo_paths.REPO_DIR, timeout=120,
+                        capture_output=True, text=True, check=False)
+
+
+def test_a_sigterm_while_a_failure_is_recorded_waits_for_the_record(
+    tmp_path):
+  # It used to find the record "done" (marked before it was written) and
+  # end the process at once: the invocation went unrecorded.
+  results = str(tmp_path / "results")
+  done = _run_paper_in_a_process(results, """
+      def paper_model(label, gin_files, **unused_kwargs):
+        raise RuntimeError("boom")
+      def record(root, entry):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-record
+        real_record(root, entry)
+      scaling.paper_model = paper_model
+      invocations.record = record
+      """)
+  assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
+  [entry] = invocations.load(results)
+  assert entry["outcome"] == "failed" and entry["error"] == "RuntimeError: boom"
+
+
+def test_sigterm_ends_the_process_even_if_its_record_fails(tmp_path):
+  # The record's exception used to escape the handler: the process then
+  # went on (here: ended by that exception) instead of ending by the signal.
+  results = str(tmp_path / "results")
+  done = _run_paper_in_a_process(results, """
+      def paper_model(label, gin_files, **unused_kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+      def record(root, entry):
+        raise OSError("disk full")
+      scaling.paper_model = paper_model
+      invocations.record = record
+      """)
+  assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
+  assert "OSError: disk full" in done.stderr  # said, not swallowed
+  assert invocations.load(results) == []
+
+
+def test_results_stored_meanwhile_by_other_threads_do_not_break_the_record(
+    tmp_path):
+  # Claim jobs put into their store from worker threads while the record
+  # counts its entries: iterating the live entries raised RuntimeError.
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+
+  class PutsWhileRead(dict):
+    def get(self, key, default=None):
+      store.put("another_%d" % len(list(store.items())), {})
+      return super().get(key, default)
+
+  store.put("a", {})
+  store.put("b", {})
+  store._data["entries"]["a"] = PutsWhileRead()  # pylint: disable=protected-access
+  results = str(tmp_path / "results")
+  options = suite.Options(results_dir=results, parts=["paper"])
+  with suite._recorded_invocation(  # pylint: disable=protected-access
+      options, ["paper"], {"claims": store}):
+    pass
+  [entry] = invocations.load(results)
+  assert entry["outcome"] == "completed" and entry["results_stored"] == 0
 
 
 def test_speed_summary_shows_the_parts_this_call_did_not_run(tmp_path):
