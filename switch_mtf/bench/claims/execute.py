@@ -13,7 +13,8 @@ import os
 import shlex
 import shutil
 import threading
-from typing import Any, Callable, Collection, Dict, List, Sequence, Set
+from typing import (Any, Callable, Collection, Dict, List, Optional,
+                    Sequence, Set)
 
 from switch_mtf.bench.claims import runs as claims_runs
 from switch_mtf.bench.common import provenance
@@ -84,7 +85,19 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
       log(message)
 
   def one(index: int, run: claims_runs.Run) -> None:
-    if run.name in retrain:
+    # A lost run's own freshness is moot (it trains again anyway): said only
+    # for the others.
+    why = _to_train(run, store, rerun_stale,
+                    None if run.name in retrain else locked_log)
+    if why == _CHANGED or (why == _STALE and run.name not in retrain):
+      if why == _CHANGED:  # (ensure_fresh said why a stale one runs again)
+        locked_log("claims: %s was stored with another config; running it "
+                   "again%s" % (run.name, " (its checkpoint %s is gone too)"
+                                % launcher.final_checkpoint(run)
+                                if run.name in retrain else ""))
+      # From scratch: the old run's checkpoints and logs would be resumed.
+      shutil.rmtree(launcher.model_dir(run), ignore_errors=True)
+    elif run.name in retrain:
       locked_log("claims: %s is stored, but its checkpoint %s is gone; "
                  "training it again (same config and seed) for the runs "
                  "that start from or learn from it: %s; its stored entry "
@@ -93,17 +106,9 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
                          sorted(r.name for r in by_name.values()
                                 if run.name in (r.init_from, r.teacher)
                                 and r.name in waiting))))
-    elif store.done(run.name):
-      # Compare as stored (JSON turns tuples into lists).
-      if store.get(run.name).get("run") == json.loads(
-          json.dumps(run.as_dict())) and provenance.ensure_fresh(
-              "claims: " + run.name, store.get(run.name), rerun_stale,
-              locked_log):
-        locked_log("claims: %s done, skipped" % run.name)
-        return
-      locked_log("claims: %s was stored with another config; running it "
-                 "again" % run.name)
-      shutil.rmtree(launcher.model_dir(run), ignore_errors=True)
+    elif not why:
+      locked_log("claims: %s done, skipped" % run.name)
+      return
     init_run = by_name.get(run.init_from) if run.init_from else None
     if run.init_from and init_run is None:
       raise ValueError("run %s starts from %s, which is not planned; plan "
@@ -148,14 +153,27 @@ def run_all(runs: Sequence[claims_runs.Run], store: store_lib.ResultStore,
       future.result()  # re-raises a planning error
 
 
+# Why run_all trains a run (_to_train); None: its stored entry is kept.
+_NEW, _CHANGED, _STALE = "not stored", "stored with another config", "stale"
+
+
 def _to_train(run: claims_runs.Run, store: store_lib.ResultStore,
-              rerun_stale: bool) -> bool:
-  """Whether run_all trains `run` (as its job decides, without logging)."""
+              rerun_stale: bool,
+              log: Optional[Callable[[str], None]] = None) -> Optional[str]:
+  """Why run_all trains `run` (_NEW, _CHANGED or _STALE), or None when its
+  stored entry is kept (the same config, fresh or stale but not
+  rerun_stale). A lost checkpoint is not considered here. log, if given,
+  hears that a stored entry is stale."""
   if not store.done(run.name):
-    return True
+    return _NEW
   entry = store.get(run.name)
-  return entry.get("run") != json.loads(json.dumps(run.as_dict())) or (
-      rerun_stale and bool(provenance.stale_reasons(entry.get("provenance"))))
+  # Compare as stored (JSON turns tuples into lists).
+  if entry.get("run") != json.loads(json.dumps(run.as_dict())):
+    return _CHANGED
+  if not provenance.ensure_fresh("claims: " + run.name, entry, rerun_stale,
+                                 log or (lambda message: None)):
+    return _STALE
+  return None
 
 
 def _prerequisites_first(names: Collection[str],

@@ -145,6 +145,58 @@ def test_a_stored_run_whose_checkpoint_is_gone_is_trained_again_if_needed(
   assert len(launcher.commands) == 5
 
 
+def test_a_lost_run_stored_with_another_config_starts_afresh(tmp_path):
+  # Both lost (checkpoint gone) and stored with other flags: it used to be
+  # trained "again (same config and seed)" in its old model dir, whose
+  # training log then counted as the new run's first attempt.
+  pretrain, finetune = _pretrain_and_finetune()
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  store.put("p_s0", {"run": dict(pretrain.as_dict(), train_steps=9)})
+  launcher = _FakeLauncher(str(tmp_path / "work"))
+  old_dir = launcher.model_dir(pretrain)
+  os.makedirs(old_dir)
+  with open(os.path.join(old_dir, "train.0.log"), "w") as f:
+    f.write("".join("step, tf_loss[1][%d]\n" % i for i in range(1, 10)))
+  said = []
+  claims_execute.run_all([finetune], store, launcher, log=said.append,
+                         plan_runs=[pretrain], keep_checkpoints=False)
+  assert said[0] == (
+      "claims: p_s0 was stored with another config; running it again (its "
+      "checkpoint %s is gone too)" % os.path.join(old_dir, "model.ckpt-4"))
+  assert not any("same config and seed" in line for line in said)
+  assert store.get("p_s0")["run"] == json.loads(json.dumps(
+      pretrain.as_dict()))
+  assert store.get("p_s0")["steps_logged"] == 4  # its own log only
+  assert sorted(f for f in os.listdir(old_dir) if f.startswith("train.")) \
+      == ["train.0.log"]
+  assert store.done("f_s0")
+
+
+def test_a_stale_run_is_trained_again_from_scratch_with_rerun_stale(
+    tmp_path, monkeypatch):
+  from switch_mtf.bench.common import provenance  # pylint: disable=g-import-not-at-top
+  run = claims_runs.Run(name="a_s0", model_gin="models/t5_tiny.gin",
+                        train_steps=4)
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  launcher = _FakeLauncher(str(tmp_path / "work"))
+  claims_execute.run_all([run], store, launcher, log=lambda message: None)
+  monkeypatch.setattr(provenance, "stale_reasons",
+                      lambda stored: ["code changed"])
+  said = []
+  claims_execute.run_all([run], store, launcher, log=said.append)
+  assert said == ["claims: a_s0 is STALE (code changed); kept and marked "
+                  "stale in the report (--rerun_stale measures it again)",
+                  "claims: a_s0 done, skipped"]
+  said = []
+  claims_execute.run_all([run], store, launcher, log=said.append,
+                         rerun_stale=True)
+  assert said[0] == "claims: a_s0 is STALE (code changed); measuring it again"
+  assert len(launcher.commands) == 4
+  # The old run's checkpoints and logs were removed, not resumed.
+  assert os.listdir(launcher.model_dir(run)).count("train.0.log") == 1
+  assert "train.1.log" not in os.listdir(launcher.model_dir(run))
+
+
 def test_provenance_is_the_code_at_the_start_of_training(tmp_path,
                                                          monkeypatch):
   # The code may change while a run trains for hours; the entry must
