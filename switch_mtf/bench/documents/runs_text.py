@@ -167,7 +167,9 @@ def distill_findings(run: RunRecord,
   """The report's findings: the bullets between its table and the paper's.
 
   With spread (a phrase from the committed claim runs), the report's
-  unsourced run-to-run spread is replaced by it, saying so.
+  unsourced run-to-run spread is replaced by it, saying so; ValueError if
+  the report no longer has that sentence as expected (its wording
+  changed), rather than keeping an unsourced figure unnoticed.
   """
   report = run.lines("distill_report.md")
   after = report[_table_span(report)[1]:]
@@ -176,11 +178,20 @@ def distill_findings(run: RunRecord,
   bullets = _bullets(after[:stop])
   if spread is None:
     return bullets
-  return [_UNSOURCED_SPREAD.sub(lambda _: (
+  replaced = [_UNSOURCED_SPREAD.subn(lambda _: (
       "How much repeated Switch runs differ at this size, from the "
       "committed claim runs: %s (the report quotes a figure from "
       "measurements outside this repository instead)." % spread()), bullet)
-          for bullet in bullets]
+              for bullet in bullets]
+  if not sum(count for _, count in replaced):
+    raise ValueError(
+        "%s: no finding matches %r, the run-to-run spread sentence whose "
+        "figure comes from outside this repository; the report's wording "
+        "changed (workflows/distill_demo.py): update _UNSOURCED_SPREAD in "
+        "switch_mtf/bench/documents/runs_text.py" % (
+            os.path.join(run.folder, "distill_report.md"),
+            _UNSOURCED_SPREAD.pattern))
+  return [bullet for bullet, _ in replaced]
 
 
 def distill_timing(run: RunRecord) -> List[str]:

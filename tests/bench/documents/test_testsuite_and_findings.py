@@ -77,16 +77,17 @@ def test_module_times_without_a_record_say_how_to_make_one(tmp_path):
   assert "--record" in line
 
 
-def _distill_record(root):
+def _distill_record(root, spread_sentence=(
+    "At this size repeated Switch runs differ by 0.02–0.2 in validation "
+    "cross-entropy (anchor measurements).")):
   folder = os.path.join(root, "demo")
   os.makedirs(folder)
   with open(os.path.join(folder, "record.json"), "w") as f:
     json.dump({}, f)
   with open(os.path.join(folder, "distill_report.md"), "w") as f:
     f.write("| a |\n|---|\n| 1 |\n\n"
-            "- The teacher is not better (+0.011). At this size repeated "
-            "Switch runs differ by 0.02–0.2 in validation cross-entropy "
-            "(anchor measurements).\n- Another finding.\n\nPaper, Table 6\n"
+            "- The teacher is not better (+0.011). " + spread_sentence +
+            "\n- Another finding.\n\nPaper, Table 6\n"
             "- not a finding\n")
   return runs_text.RunRecord(folder)
 
@@ -103,3 +104,12 @@ def test_the_unsourced_spread_is_replaced_by_the_committed_one(tmp_path):
   assert first.startswith("- The teacher is not better (+0.011). How much ")
   assert "the 3 seeds of `x` end 0.073 apart" in first
   assert second == "- Another finding."
+
+
+def test_a_spread_sentence_worded_otherwise_is_an_error_not_kept(tmp_path):
+  # The unsourced figure used to stay in the document unnoticed.
+  run = _distill_record(str(tmp_path), spread_sentence=(
+      "Repeated Switch runs differ by 0.02-0.2 here (anchor measurements)."))
+  with pytest.raises(ValueError, match="the report's wording changed"):
+    runs_text.distill_findings(run, spread=lambda: "unused")
+  assert len(runs_text.distill_findings(run)) == 2  # without spread: as is
