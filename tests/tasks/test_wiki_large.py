@@ -15,9 +15,8 @@ from switch_mtf.tasks import paths
 from switch_mtf.tasks import wiki
 from switch_mtf.tasks import wiki_corpus
 from switch_mtf.tasks import wiki_large
+from tests import repo_paths
 
-_REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 _HAVE_SOURCES = all(os.path.isdir(d) for d in wiki_large.SOURCE_DIRS)
 _EMBEDDED_SOURCE = wiki_large.SOURCE_DIRS[0]
 
@@ -88,8 +87,8 @@ def test_build_with_other_output_leaves_no_corpus(tmp_path):
 def test_build_tool_without_sources_says_what_to_pass(tmp_path):
   out = tmp_path / "corpus"
   done = subprocess.run(
-      [sys.executable, os.path.join(_REPO_DIR, "tools",
-                                    "build_wiki_corpus.py"),
+      [sys.executable,
+       os.path.join(repo_paths.TOOLS_DIR, "build_wiki_corpus.py"),
        "--corpus=large", "--source_dir=%s" % (tmp_path / "missing"),
        "--output_dir=%s" % out], capture_output=True, text=True, check=False)
   assert done.returncode == 1

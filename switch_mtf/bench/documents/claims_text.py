@@ -551,7 +551,8 @@ def _by_provenance(entries: Iterable[Tuple[str, Dict[str, Any]]]
 
 
 def _provenance_state(entry: Dict[str, Any]) -> str:
-  """"fresh", "stale" or "missing" (recorded before provenance existed)."""
+  """One of "fresh", "stale" or "missing" (recorded before provenance
+  existed)."""
   record = entry.get("provenance")
   if not record:
     return "missing"

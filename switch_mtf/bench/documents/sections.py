@@ -28,7 +28,7 @@ def _completed(entry: Dict) -> bool:
 
 
 def _outcome(entry: Dict) -> str:
-  """"**interrupted** (SIGTERM)"-like, fit for a table cell."""
+  """Like `**interrupted** (SIGTERM)`, fit for a table cell."""
   error = " ".join((entry.get("error") or "").split()).replace("|", "/")
   return "**%s**%s" % (entry["outcome"], " (%s)" % (
       error if len(error) <= 80 else error[:77] + "...") if error else "")
