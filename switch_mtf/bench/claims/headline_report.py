@@ -98,7 +98,7 @@ class Headline:
     pilot = headline.switch(headline.PROTOCOL, 0, headline.PILOT_EXPERTS)
     self.pilot_rule = headline.pilot_rule(
         by_seed.get(self.dense, {}).get(0, []),
-        by_seed.get(pilot.name.rsplit("_s", 1)[0], {}).get(0, []))
+        by_seed.get(claims_analysis.config_name(pilot.name), {}).get(0, []))
 
   @property
   def times_source(self) -> str:

@@ -19,7 +19,8 @@ STEPS = range(250, 3001, 250)
 
 def _config(experts):
   """The config name (run name without seed) of Switch with `experts`."""
-  return headline.switch(headline.PROTOCOL, 0, experts).name.rsplit("_s", 1)[0]
+  return claims_analysis.config_name(
+      headline.switch(headline.PROTOCOL, 0, experts).name)
 
 
 def _curve(a, b, c):
