@@ -41,7 +41,8 @@ def test_every_shipped_gin_file_parses(name):
 # (model, moe layers, experts per layer, experts per token)
 MODELS = {
     "t5_tiny": (0, 0, 0), "t5_base": (0, 0, 0), "t5_large": (0, 0, 0),
-    "t5_xxl": (0, 0, 0), "switch_tiny": (2, 8, 1),
+    "t5_xxl": (0, 0, 0), "t5_mini": (0, 0, 0), "switch_tiny": (2, 8, 1),
+    "switch_mini": (2, 8, 1),
     "switch_base": (12, 128, 1), "switch_base_8": (12, 8, 1),
     "switch_base_16": (12, 16, 1), "switch_base_32": (12, 32, 1),
     "switch_base_64": (12, 64, 1), "switch_base_128": (12, 128, 1),
