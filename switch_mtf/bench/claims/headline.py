@@ -8,27 +8,33 @@ this experiment trains on the large Wikipedia corpus
 levels off, with a fixed validation set evaluated every 500 steps, for
 dense and 8, 32 and 128 experts, three seeds each paired by data order.
 
-The protocol and why (the pilots are in results/headline/):
-- Model: the issue asks for a dense model that becomes capacity-limited
-  within the budget. The first pilot, t5_tiny (d_model 128) for 3000
-  steps (pilots.json), still fell 0.126 in validation CE over its last
-  1000 steps. t5_mini / switch_mini (d_model 64, d_ff 256, models/*.gin)
-  have a quarter of the FFN and attention weights and, by an unpublished
-  probe of whole steps on the busy machine, cost well under t5_tiny's
-  step even with 128 experts (switch_tiny E128 costs 1.61x t5_tiny's in
-  results/speed/models.json), so the grid affords about twice the steps.
-  The idle step times of the mini models are the speed benchmark's entry
-  speed_key() (tools/bench.py --parts=models), which the report uses.
-- 6000 steps, checkpoints every 500: about the cost of 3000 steps of the
-  tiny models, which fit the issue's 10 hours; each run under an hour.
-- Decided before the mini pilots' curves were seen (commit of this text):
-  the protocol stands if the dense pilot (dense_mini_const_6000steps_s0)
-  falls by less than 0.05 in validation CE over its last 2000 steps
-  (levelled off) and the E32 pilot ends below it; otherwise the pilots
-  move to pilots.json and the report says which condition failed. The
-  pilots are the protocol's seed-0 runs, so a kept protocol reuses them.
+The protocol and why (the pilots are in results/headline/; each candidate's
+keep-or-reject rule was committed before its pilots' curves existed):
+- First candidate, t5_tiny (d_model 128) for 3000 steps: its one dense pilot
+  (dense_const_3000steps_s0 in pilots.json, no rule written beforehand)
+  still fell 0.126 in validation CE over its last 1000 steps, not the
+  capacity-limited dense model the issue asks for.
+- Second candidate, MINI: t5_mini / switch_mini (d_model 64, d_ff 256),
+  whose steps cost about 0.6x t5_tiny's, for 6000 steps. Rule: the seed-0
+  dense run falls by less than 0.05 over its last 2000 steps (levelled
+  off) and the seed-0 E32 run ends below it. Rejected on both counts (its
+  pilots are in pilots.json): dense fell 0.100 over its last 2000 steps,
+  exactly as fast as t5_tiny between steps 2000 and 3000 (0.126 both), so
+  the descent's pace is set by data and optimisation, not by width; and E32
+  was behind dense from step 1000 on (experts of d_ff 256 at d_model 64).
+- The protocol, TINY: t5_tiny / switch_tiny for 3000 steps, checkpoints
+  every 500 (E128 runs in about an hour; the grid's estimated time is in
+  the report). At d_model 128 Switch did gain on the embedded corpus (the
+  claims suite's E16 and E32 at 1500 steps). Levelling off is not part of
+  its rule: the two pilots above show it out of reach within the issue's
+  10 hours (a dense model still falling at its width's pace would need
+  several times the steps), so the report states dense's drop over its
+  last 1000 steps, and the extrapolation is the issue's fallback. Rule:
+  the seed-0 E32 run ends below the seed-0 dense run. There is budget for
+  no further candidate, so the grid runs either way and the report says
+  whether the rule held; the pilots are the grid's seed-0 runs.
 - A constant learning rate of 0.01: T5's rsqrt(max(step, 10000)) is that
-  constant for the first 10,000 steps, so at 6000 steps the two are the
+  constant for the first 10,000 steps, so within the runs the two are the
   same schedule; the claims' recipe search found compressed inverse square
   root schedules learning more slowly (bench/rsqrt_recipe.gin). No final
   decay, so that "the step at which Switch reaches dense's final loss"
@@ -57,10 +63,16 @@ CODE = ("layer", "cli", "training") + tuple(
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
-  model: str  # "mini": models/t5_mini.gin and models/switch_mini.gin
+  """A candidate protocol and its pre-registered keep-or-reject rule."""
+  model: str  # "tiny": models/t5_tiny.gin and models/switch_tiny.gin
   steps: int
   checkpoint_every: int
   recipe: str  # a tag of the run names: "const" = RECIPE_GIN
+  # The rule: the seed-0 E32 run ends below the seed-0 dense run, and, if
+  # level_off_required, dense fell by less than LEVEL_OFF_DROP over its
+  # last level_off_steps (reported either way).
+  level_off_steps: int
+  level_off_required: bool
 
   @property
   def tag(self) -> str:
@@ -81,14 +93,17 @@ class Protocol:
             "switch_%s_E%d" % (self.model, experts))
 
 
-PROTOCOL = Protocol(model="mini", steps=6000, checkpoint_every=500,
-                    recipe="const")
+MINI = Protocol(model="mini", steps=6000, checkpoint_every=500,
+                recipe="const", level_off_steps=2000, level_off_required=True)
+TINY = Protocol(model="tiny", steps=3000, checkpoint_every=500,
+                recipe="const", level_off_steps=1000,
+                level_off_required=False)
+# The candidates with a pre-registered rule, in the order tried; the last
+# is the protocol (module docstring).
+CANDIDATES = (MINI, TINY)
+PROTOCOL = CANDIDATES[-1]
 EXPERTS = (8, 32, 128)
 SEEDS = (0, 1, 2)
-# The rule that keeps the protocol (module docstring): the seed-0 dense
-# run falls by less than LEVEL_OFF_DROP over its last LEVEL_OFF_STEPS, and
-# the seed-0 Switch run with PILOT_EXPERTS ends below it.
-LEVEL_OFF_STEPS = 2000
 LEVEL_OFF_DROP = 0.05
 PILOT_EXPERTS = 32
 
@@ -111,7 +126,7 @@ def _run(protocol: Protocol, name: str, seed: int, model_gin: str,
 
 
 def drop_over_last(curve: Sequence[Tuple[int, float]],
-                   steps: int = LEVEL_OFF_STEPS) -> Optional[float]:
+                   steps: int) -> Optional[float]:
   """How much a (step, CE) curve fell over its last `steps` (None: no
   checkpoint that many steps before its last)."""
   if not curve:
@@ -121,31 +136,44 @@ def drop_over_last(curve: Sequence[Tuple[int, float]],
   return before[0] - last if before else None
 
 
-def pilot_rule(dense_curve: Sequence[Tuple[int, float]],
+def pilot_rule(protocol: Protocol,
+               dense_curve: Sequence[Tuple[int, float]],
                switch_curve: Sequence[Tuple[int, float]]) -> Dict[str, Any]:
-  """The keep-or-reject rule on the seed-0 pilots' validation curves.
+  """A candidate's keep-or-reject rule on its seed-0 pilots' curves.
 
   Returns {"status": "kept" | "rejected" | "pending", "drop", "dense_final",
   "switch_final", "failed": [the conditions that failed]}.
   """
   done = [c for c in (dense_curve, switch_curve)
-          if c and c[-1][0] == PROTOCOL.steps]
+          if c and c[-1][0] == protocol.steps]
   if len(done) < 2:
     return {"status": "pending", "drop": None, "dense_final": None,
             "switch_final": None, "failed": []}
-  drop = drop_over_last(dense_curve)
+  drop = drop_over_last(dense_curve, protocol.level_off_steps)
   dense_final, switch_final = dense_curve[-1][1], switch_curve[-1][1]
   failed = []
-  if drop is None or drop >= LEVEL_OFF_DROP:
+  if protocol.level_off_required and (drop is None or
+                                      drop >= LEVEL_OFF_DROP):
     failed.append("dense fell by %s over its last %d steps (limit < %g)"
                   % ("?" if drop is None else "%.3f" % drop,
-                     LEVEL_OFF_STEPS, LEVEL_OFF_DROP))
+                     protocol.level_off_steps, LEVEL_OFF_DROP))
   if switch_final >= dense_final:
     failed.append("Switch E%d ends at %.3f, not below dense's %.3f"
                   % (PILOT_EXPERTS, switch_final, dense_final))
   return {"status": "rejected" if failed else "kept", "drop": drop,
           "dense_final": dense_final, "switch_final": switch_final,
           "failed": failed}
+
+
+def rule_text(protocol: Protocol) -> str:
+  """The candidate's rule in words."""
+  switch_condition = ("the seed-0 Switch E%d run ends below the seed-0 "
+                      "dense run" % PILOT_EXPERTS)
+  if not protocol.level_off_required:
+    return switch_condition
+  return ("the seed-0 dense run falls by less than %g in validation CE "
+          "over its last %d steps and %s" % (
+              LEVEL_OFF_DROP, protocol.level_off_steps, switch_condition))
 
 
 def speed_key(protocol: Protocol = PROTOCOL) -> str:

@@ -14,7 +14,7 @@ teacher's seed-s run (its final checkpoint under output/bench/<run>/: model
 dirs are scratch, so tools/bench.py keeps the candidates' dirs for this
 part, and retrains a teacher whose dir is gone).
 
-Students: the dense shape of the protocol's model (t5_mini) that
+Students: the dense shape of the protocol's model (t5_tiny) that
 distill/every_other_switch.gin builds from the teacher's stack, trained on
 the headline protocol (same data order as the seed's dense run, same steps,
 recipe and checkpoints, evaluated on the same validation set, scored

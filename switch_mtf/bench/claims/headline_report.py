@@ -95,10 +95,13 @@ class Headline:
         by_seed, self.dense,
         {config: self.step_ms(config) for config in self.groups},
         len(headline.SEEDS))
-    pilot = headline.switch(headline.PROTOCOL, 0, headline.PILOT_EXPERTS)
-    self.pilot_rule = headline.pilot_rule(
-        by_seed.get(self.dense, {}).get(0, []),
-        by_seed.get(claims_analysis.config_name(pilot.name), {}).get(0, []))
+    pilots_path = os.path.join(folder, PILOTS_FILE)
+    pilots = (dict(store_lib.ResultStore(pilots_path).items())
+              if os.path.exists(pilots_path) else {})
+    # Each candidate's rule on its seed-0 runs, wherever they are stored.
+    self.pilot_rules = [(protocol, candidate_rule(protocol,
+                                                  {**pilots, **entries}))
+                        for protocol in headline.CANDIDATES]
 
   @property
   def times_source(self) -> str:
@@ -134,7 +137,8 @@ class Headline:
     decision = distill.decide(self.entries)
     return {self.label: self.result, "target": self.check,
             "extrapolation": self.extrapolation, "demo": self.demo,
-            "pilot_rule": self.pilot_rule,
+            "pilot_rules": [dict(rule, protocol=protocol.tag)
+                            for protocol, rule in self.pilot_rules],
             "step_times": {"entry": self.times_entry, "ms": self.times},
             "distillation": dict(decision, students=distill.analyze(
                 self.entries, decision["teacher"])
@@ -422,26 +426,40 @@ def provenance_summary(entries: Dict[str, Any]) -> List[str]:
   return lines
 
 
+def candidate_rule(protocol: headline.Protocol,
+                   entries: Dict[str, Any]) -> Dict[str, Any]:
+  """headline.pilot_rule on the candidate's seed-0 runs among entries."""
+  curves = [claims_execute.val_curve(entries[run.name])
+            if run.name in entries else []
+            for run in (headline.dense(protocol, 0),
+                        headline.switch(protocol, 0, headline.PILOT_EXPERTS))]
+  return headline.pilot_rule(protocol, *curves)
+
+
 def pilot_rule_lines(h: Headline) -> List[str]:
-  """The rule that keeps or rejects the protocol, on its seed-0 runs."""
-  rule = h.pilot_rule
-  text = ("The protocol stands if the seed-0 dense run falls by less than "
-          "%g in validation CE over its last %d steps and the seed-0 Switch "
-          "E%d run ends below it (switch_mtf/bench/claims/headline.py, "
-          "written before these runs): **%s**" % (
-              headline.LEVEL_OFF_DROP, headline.LEVEL_OFF_STEPS,
-              headline.PILOT_EXPERTS, rule["status"]))
-  if rule["status"] == "pending":
-    return [text + "; both runs must reach step %d first."
-            % headline.PROTOCOL.steps]
-  drop = "%.3f" % rule["drop"] if rule["drop"] is not None else "?"
-  text += (". Dense fell by %s over its last %d steps and ends at %.3f; "
-           "Switch E%d ends at %.3f." % (
-               drop, headline.LEVEL_OFF_STEPS, rule["dense_final"],
-               headline.PILOT_EXPERTS, rule["switch_final"]))
-  if rule["failed"]:
-    text += " Failed: %s." % "; ".join(rule["failed"])
-  return [text]
+  """Each candidate protocol's rule and verdict, on its seed-0 runs."""
+  lines = ["Each candidate protocol's keep-or-reject rule was written "
+           "before its runs (switch_mtf/bench/claims/headline.py says why "
+           "each candidate was tried).", ""]
+  for protocol, rule in h.pilot_rules:
+    text = "- %s, %d steps%s: kept if %s: **%s**" % (
+        os.path.basename(protocol.switch_gin)[:-len(".gin")],
+        protocol.steps,
+        " (the protocol)" if protocol == headline.PROTOCOL else "",
+        headline.rule_text(protocol), rule["status"])
+    if rule["status"] == "pending":
+      lines.append(text + "; both seed-0 runs must reach step %d first."
+                   % protocol.steps)
+      continue
+    drop = "%.3f" % rule["drop"] if rule["drop"] is not None else "?"
+    text += (". Dense fell by %s over its last %d steps and ends at %.3f; "
+             "Switch E%d ends at %.3f." % (
+                 drop, protocol.level_off_steps, rule["dense_final"],
+                 headline.PILOT_EXPERTS, rule["switch_final"]))
+    if rule["failed"]:
+      text += " Failed: %s." % "; ".join(rule["failed"])
+    lines.append(text)
+  return lines
 
 
 def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
@@ -451,12 +469,12 @@ def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
   reported comparison uses it.
   """
   md = ["| pilot | checkpoint every | validation CE at each checkpoint | "
-        "drop over the last %d steps | training time (other processes' "
-        "CPU share) | stale? |" % headline.LEVEL_OFF_STEPS,
+        "drop over its last third | training time (other processes' "
+        "CPU share) | stale? |",
         "|---|---|---|---|---|---|"]
   for name, entry in pilots.items():
     curve = claims_execute.val_curve(entry)
-    drop = headline.drop_over_last(curve)
+    drop = headline.drop_over_last(curve, entry["run"]["train_steps"] // 3)
     load = entry.get("load") or {}
     md.append("| %s | %d | %s | %s | %s (%s) | %s |" % (
         name, entry["run"]["checkpoint_every"],

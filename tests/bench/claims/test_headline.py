@@ -25,8 +25,8 @@ def test_plan_is_seed_major_and_pairs_models_by_data_order(tmp_path):
   assert [r.seed for r in runs] == sorted(r.seed for r in runs)
   for seed in headline.SEEDS:
     group = [r for r in runs if r.seed == seed]
-    assert [r.model_gin for r in group] == ["models/t5_mini.gin"] + [
-        "models/switch_mini.gin"] * 3
+    assert [r.model_gin for r in group] == ["models/t5_tiny.gin"] + [
+        "models/switch_tiny.gin"] * 3
     assert [p for r in group[1:] for p in r.gin_params
             if p.startswith("num_experts")] == [
                 "num_experts = %d" % e for e in (8, 32, 128)]
@@ -80,8 +80,8 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
                                          (2500, 4.8), (4000, 4.6)]))
   speed = tmp_path / "speed"
   store_lib.ResultStore(str(speed / "models.json")).put(headline.speed_key(), {
-      "models": {"t5_mini": {"median_ms": 400.0},
-                 "switch_mini_E32": {"median_ms": 440.0}}})
+      "models": {"t5_tiny": {"median_ms": 400.0},
+                 "switch_tiny_E32": {"median_ms": 440.0}}})
   path = headline_report.write(store, str(tmp_path), str(speed))
   with open(path) as f:
     summary = f.read()
@@ -91,7 +91,7 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
           ) in summary
   assert ("| Switch E32 | 1 | 4.600 (1 seed, no interval) | -0.400 (1 seed, "
           "no interval) | 2.00× (1 seed) | 440 |") in summary
-  assert ("| dense (t5_mini) | 1 | 5.000 (1 seed, no interval) | – | – | "
+  assert ("| dense (t5_tiny) | 1 | 5.000 (1 seed, no interval) | – | – | "
           "400 |") in summary
   for name in ("val_ce.png", "val_ce_wallclock.png", "val_ce_vs_experts.png"):
     assert os.path.exists(tmp_path / name)
@@ -99,10 +99,10 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   # One seed of three: no part of the target can be judged.
   assert "- Speed-up: " in summary and "**not enough runs**" in summary
   # The stored run's own time, with the load it ran under.
-  assert "| dense (t5_mini) | 1 | 1:00:00 (1:00:00–1:00:00) | 1:00 | – |" in (
+  assert "| dense (t5_tiny) | 1 | 1:00:00 (1:00:00–1:00:00) | 1:00 | – |" in (
       summary)
   assert headline_report.step_times(str(speed)) == (headline.speed_key(), {
-      "t5_mini": 400.0, "switch_mini_E32": 440.0})
+      "t5_tiny": 400.0, "switch_tiny_E32": 440.0})
 
 
 def test_report_lists_the_pilots_with_their_curves(tmp_path):
@@ -117,9 +117,9 @@ def test_report_lists_the_pilots_with_their_curves(tmp_path):
                                   str(tmp_path / "speed"))) as f:
     summary = f.read()
   assert ("| pilot_dense | %d | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
-          "0.450 | ? (–) |" % headline.PROTOCOL.checkpoint_every) in summary
+          "0.150 | ? (–) |" % headline.PROTOCOL.checkpoint_every) in summary
   assert "No headline run is stored yet" in summary
-  assert "**pending**; both runs must reach step %d first." % (
+  assert "**pending**; both seed-0 runs must reach step %d first." % (
       headline.PROTOCOL.steps) in summary
   # No idle step times of the protocol's models: says how to measure them.
   assert ("not measured yet: `python tools/bench.py --parts=models` stores "
@@ -134,34 +134,83 @@ def test_the_timed_models_are_the_runs_models():
   assert timed == {((r.model_gin,), r.gin_params) for r in runs}
   assert sorted(specs) == sorted(
       headline.PROTOCOL.speed_name(e) for e in (None,) + headline.EXPERTS)
-  assert headline.speed_key() == "mini/E8,32,128"
+  assert headline.speed_key() == "tiny/E8,32,128"
 
 
-def _protocol_curve(final, drop):
-  """A curve ending at `final` that fell `drop` over the rule's window."""
-  steps = range(headline.PROTOCOL.checkpoint_every,
-                headline.PROTOCOL.steps + 1, headline.PROTOCOL.checkpoint_every)
-  start = headline.PROTOCOL.steps - headline.LEVEL_OFF_STEPS
-  return [(s, final + drop * max(0, headline.PROTOCOL.steps - s)
-           / headline.LEVEL_OFF_STEPS + (0.5 if s < start else 0.0))
-          for s in steps]
+def _protocol_curve(protocol, final, drop):
+  """A curve of the protocol's checkpoints ending at `final` that fell
+  `drop` over its level-off window."""
+  steps = range(protocol.checkpoint_every, protocol.steps + 1,
+                protocol.checkpoint_every)
+  window = protocol.level_off_steps
+  start = protocol.steps - window
+  return [(s, final + drop * max(0, protocol.steps - s) / window
+           + (0.5 if s < start else 0.0)) for s in steps]
 
 
 def test_pilot_rule_keeps_or_rejects_and_says_why():
-  dense = _protocol_curve(4.5, 0.04)
-  assert headline.drop_over_last(dense) == pytest.approx(0.04)
-  kept = headline.pilot_rule(dense, _protocol_curve(4.4, 0.1))
+  mini = headline.MINI
+  dense = _protocol_curve(mini, 4.5, 0.04)
+  assert headline.drop_over_last(dense, 2000) == pytest.approx(0.04)
+  kept = headline.pilot_rule(mini, dense, _protocol_curve(mini, 4.4, 0.1))
   assert kept["status"] == "kept" and not kept["failed"]
-  still_falling = headline.pilot_rule(_protocol_curve(4.5, 0.06),
-                                      _protocol_curve(4.4, 0.1))
+  still_falling = headline.pilot_rule(mini, _protocol_curve(mini, 4.5, 0.06),
+                                      _protocol_curve(mini, 4.4, 0.1))
   assert still_falling["status"] == "rejected"
   assert still_falling["failed"] == [
-      "dense fell by 0.060 over its last %d steps (limit < 0.05)"
-      % headline.LEVEL_OFF_STEPS]
-  behind = headline.pilot_rule(dense, _protocol_curve(4.5, 0.1))
+      "dense fell by 0.060 over its last 2000 steps (limit < 0.05)"]
+  behind = headline.pilot_rule(mini, dense, _protocol_curve(mini, 4.5, 0.1))
   assert behind["failed"] == [
       "Switch E%d ends at 4.500, not below dense's 4.500"
       % headline.PILOT_EXPERTS]
   # A run that has not reached the last step decides nothing.
-  assert headline.pilot_rule(dense, _protocol_curve(4.4, 0.1)[:-1])[
-      "status"] == "pending"
+  assert headline.pilot_rule(mini, dense, _protocol_curve(mini, 4.4, 0.1)[
+      :-1])["status"] == "pending"
+
+
+def test_the_protocols_rule_does_not_require_levelling_off():
+  """TINY's rule (written before its runs) is Switch E32 below dense only;
+  the dense drop is still measured and reported."""
+  tiny = headline.TINY
+  falling = _protocol_curve(tiny, 4.6, 0.12)
+  kept = headline.pilot_rule(tiny, falling, _protocol_curve(tiny, 4.5, 0.1))
+  assert kept["status"] == "kept" and kept["drop"] == pytest.approx(0.12)
+  behind = headline.pilot_rule(tiny, falling,
+                               _protocol_curve(tiny, 4.7, 0.1))
+  assert behind["failed"] == [
+      "Switch E32 ends at 4.700, not below dense's 4.600"]
+  assert headline.PROTOCOL is headline.CANDIDATES[-1] is tiny
+
+
+def test_report_gives_every_candidates_verdict_from_runs_and_pilots(
+    tmp_path):
+  """Rejected candidates' pilots are in pilots.json, the protocol's in
+  runs.json; the summary judges each by its own rule."""
+  from switch_mtf.bench.claims import headline_report  # pylint: disable=g-import-not-at-top
+  from switch_mtf.bench.common import store as store_lib  # pylint: disable=g-import-not-at-top
+  mini = headline.MINI
+  pilots = store_lib.ResultStore(str(tmp_path / headline_report.PILOTS_FILE))
+  pilots.put(headline.dense(mini, 0).name,
+             _entry(headline.dense(mini, 0), _protocol_curve(mini, 4.6, 0.1)))
+  pilots.put(headline.switch(mini, 0, 32).name,
+             _entry(headline.switch(mini, 0, 32),
+                    _protocol_curve(mini, 4.7, 0.1)))
+  store = store_lib.ResultStore(str(tmp_path / "runs.json"))
+  tiny = headline.PROTOCOL
+  for run, final in ((headline.dense(tiny, 0), 4.6),
+                     (headline.switch(tiny, 0, 32), 4.5)):
+    store.put(run.name, _entry(run, _protocol_curve(tiny, final, 0.12)))
+  with open(headline_report.write(store, str(tmp_path),
+                                  str(tmp_path / "speed"))) as f:
+    summary = f.read()
+  assert ("- switch_mini, 6000 steps: kept if the seed-0 dense run falls by "
+          "less than 0.05 in validation CE over its last 2000 steps and the "
+          "seed-0 Switch E32 run ends below the seed-0 dense run: "
+          "**rejected**. Dense fell by 0.100 over its last 2000 steps and "
+          "ends at 4.600; Switch E32 ends at 4.700. Failed: dense fell by "
+          "0.100 over its last 2000 steps (limit < 0.05); Switch E32 ends at "
+          "4.700, not below dense's 4.600.") in summary
+  assert ("- switch_tiny, 3000 steps (the protocol): kept if the seed-0 "
+          "Switch E32 run ends below the seed-0 dense run: **kept**. Dense "
+          "fell by 0.120 over its last 1000 steps and ends at 4.600; Switch "
+          "E32 ends at 4.500.") in summary

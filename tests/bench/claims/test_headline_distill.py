@@ -78,7 +78,7 @@ def test_student_commands_carry_the_teacher_the_mix_and_the_init(tmp_path):
     evaluation = launcher.eval_command(run, teacher=teacher)
     assert checkpoint in train
     # The teacher's model and bindings: Switch E32, gather dispatch.
-    assert train.index("--gin_file=models/switch_mini.gin") + 1 == (
+    assert train.index("--gin_file=models/switch_tiny.gin") + 1 == (
         train.index("--gin_file=" + run.model_gin))
     assert "--gin_param=num_experts = 32" in train
     assert "--gin_param=mesh_train_dataset_fn.seed = 1001" in train
@@ -151,9 +151,9 @@ def test_fraction_of_the_teachers_gain_kept_is_paired_by_seed():
 def test_the_report_shows_the_refusal_or_the_students(tmp_path):
   speed = tmp_path / "speed"
   store_lib.ResultStore(str(speed / "models.json")).put(headline.speed_key(), {
-      "models": {"t5_mini": {"median_ms": 600.0},
-                 "switch_mini_E32": {"median_ms": 660.0},
-                 "switch_mini_E128": {"median_ms": 900.0}}})
+      "models": {"t5_tiny": {"median_ms": 600.0},
+                 "switch_tiny_E32": {"median_ms": 660.0},
+                 "switch_tiny_E128": {"median_ms": 900.0}}})
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
   for name, entry in _grid({None: DENSE, 32: [4.8, 4.85, 4.8],
                             128: [4.7, 4.75]}).items():
@@ -170,7 +170,7 @@ def test_the_report_shows_the_refusal_or_the_students(tmp_path):
   assert ("| init non-expert weights, no distillation | -1.639, – | %.0f min "
           "| %.0f min |" % (minutes * 600, minutes * 600)) in summary
   assert math.isclose(distill.estimated_minutes(
-      {"t5_mini": 600.0, "switch_mini_E32": 660.0}, 32, distill.ROWS[0]),
+      {"t5_tiny": 600.0, "switch_tiny_E32": 660.0}, 32, distill.ROWS[0]),
                       minutes * 820)
   run = headline.switch(headline.PROTOCOL, 2, 128)
   store.put(run.name, _entry(run, 4.69))

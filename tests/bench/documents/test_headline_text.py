@@ -68,7 +68,7 @@ def test_sections_show_the_reports_table_and_link_its_plots(tmp_path):
   assert "`%s`" % headline.switch(headline.PROTOCOL, 2, 128).name in (
       provenance[1])
   assert sections["headline-target"]()[-1].endswith("**not met**.")
-  assert "| dense (t5_mini) | 3 | 30:00 (30:00–30:00) | 1:00 | – |" in (
+  assert "| dense (t5_tiny) | 3 | 30:00 (30:00–30:00) | 1:00 | – |" in (
       sections["headline-time"]())
   # No idle step times stored here: the demo setting is not judged.
   assert "**not enough runs**; not judged:" in sections["headline-demo"]()[0]
