@@ -88,9 +88,10 @@ class Protocol:
     return "models/switch_%s.gin" % self.model
 
   def speed_name(self, experts: Optional[int]) -> str:
-    """The speed benchmark's name of the model (model_step specs)."""
+    """The speed benchmark's name of the model (model_step specs): the
+    Switch runs use the gather dispatch, named as in the other entries."""
     return ("t5_%s" % self.model if experts is None else
-            "switch_%s_E%d" % (self.model, experts))
+            "switch_%s_E%d_gather" % (self.model, experts))
 
 
 MINI = Protocol(model="mini", steps=6000, checkpoint_every=500,

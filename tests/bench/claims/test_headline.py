@@ -81,7 +81,7 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   speed = tmp_path / "speed"
   store_lib.ResultStore(str(speed / "models.json")).put(headline.speed_key(), {
       "models": {"t5_tiny": {"median_ms": 400.0},
-                 "switch_tiny_E32": {"median_ms": 440.0}}})
+                 "switch_tiny_E32_gather": {"median_ms": 440.0}}})
   path = headline_report.write(store, str(tmp_path), str(speed))
   with open(path) as f:
     summary = f.read()
@@ -102,7 +102,7 @@ def test_report_gives_the_step_speedup_and_the_paired_difference(tmp_path):
   assert "| dense (t5_tiny) | 1 | 1:00:00 (1:00:00–1:00:00) | 1:00 | – |" in (
       summary)
   assert headline_report.step_times(str(speed)) == (headline.speed_key(), {
-      "t5_tiny": 400.0, "switch_tiny_E32": 440.0})
+      "t5_tiny": 400.0, "switch_tiny_E32_gather": 440.0})
 
 
 def test_report_lists_the_pilots_with_their_curves(tmp_path):

@@ -152,8 +152,8 @@ def test_the_report_shows_the_refusal_or_the_students(tmp_path):
   speed = tmp_path / "speed"
   store_lib.ResultStore(str(speed / "models.json")).put(headline.speed_key(), {
       "models": {"t5_tiny": {"median_ms": 600.0},
-                 "switch_tiny_E32": {"median_ms": 660.0},
-                 "switch_tiny_E128": {"median_ms": 900.0}}})
+                 "switch_tiny_E32_gather": {"median_ms": 660.0},
+                 "switch_tiny_E128_gather": {"median_ms": 900.0}}})
   store = store_lib.ResultStore(str(tmp_path / "runs.json"))
   for name, entry in _grid({None: DENSE, 32: [4.8, 4.85, 4.8],
                             128: [4.7, 4.75]}).items():
@@ -170,7 +170,7 @@ def test_the_report_shows_the_refusal_or_the_students(tmp_path):
   assert ("| init non-expert weights, no distillation | -1.639, – | %.0f min "
           "| %.0f min |" % (minutes * 600, minutes * 600)) in summary
   assert math.isclose(distill.estimated_minutes(
-      {"t5_tiny": 600.0, "switch_tiny_E32": 660.0}, 32, distill.ROWS[0]),
+      {"t5_tiny": 600.0, "switch_tiny_E32_gather": 660.0}, 32, distill.ROWS[0]),
                       minutes * 820)
   run = headline.switch(headline.PROTOCOL, 2, 128)
   store.put(run.name, _entry(run, 4.69))
