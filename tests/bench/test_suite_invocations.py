@@ -125,6 +125,7 @@ def _run_paper_in_a_process(results, setup):
                         capture_output=True, text=True, check=False)
 
 
+@pytest.mark.slow  # a TensorFlow process of its own
 def test_a_sigterm_while_a_failure_is_recorded_waits_for_the_record(
     tmp_path):
   # It used to find the record "done" (marked before it was written) and
@@ -144,6 +145,7 @@ def test_a_sigterm_while_a_failure_is_recorded_waits_for_the_record(
   assert entry["outcome"] == "failed" and entry["error"] == "RuntimeError: boom"
 
 
+@pytest.mark.slow  # a TensorFlow process of its own
 def test_sigterm_ends_the_process_even_if_its_record_fails(tmp_path):
   # The record's exception used to escape the handler: the process then
   # went on (here: ended by that exception) instead of ending by the signal.

@@ -193,6 +193,7 @@ def test_random_policies_match_moe1d_on_the_same_draws(same_draws, gating,
                                  atol=1e-6, err_msg=name + dispatch_mode)
 
 
+@pytest.mark.slow  # the training-policy test runs the same pairs in make test
 @pytest.mark.parametrize("gating, policy", RANDOM_POLICY_PAIRS)
 def test_random_policies_as_eval_policy_match_moe1d(same_draws, gating,
                                                     policy):
