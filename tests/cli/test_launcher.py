@@ -81,6 +81,7 @@ def test_eval_decodes_validation_split(trained):
   assert "smoke_next_line/sequence_accuracy at step 20" in proc.stdout
 
 
+@pytest.mark.slow  # a third decoding CLI process; eval decodes in make test
 def test_infer_from_file(trained):
   workdir, model_dir, _ = trained
   inputs = workdir / "inputs.txt"

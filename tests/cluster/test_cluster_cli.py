@@ -132,6 +132,7 @@ def test_missing_worker_stops_the_run_naming_it(tmp_path):
   assert "--task=1" in out
 
 
+@pytest.mark.slow  # a cluster of processes per error path
 def test_worker_with_too_few_devices_is_named(tmp_path):
   with local.LocalCluster(num_workers=2) as cluster:
     out = _fails_before_training(tmp_path, _cluster_flags(
@@ -151,6 +152,7 @@ def test_device_list_that_does_not_match_the_mesh_is_refused(tmp_path):
   assert "utils.run.mesh_devices names 2 device(s)" in out
 
 
+@pytest.mark.slow  # a cluster of processes per error path
 def test_chief_port_in_use_is_named(tmp_path):
   with local.LocalCluster(num_workers=2) as cluster:
     host, port = cluster.cluster.chief.split(":")

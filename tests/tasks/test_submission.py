@@ -196,6 +196,7 @@ def test_tool_writes_inputs_then_the_submission_zip(tmp_path):
             ] == CASES["AX-b"][1]
 
 
+@pytest.mark.slow  # a CLI process for an argparse message
 def test_tool_names_the_missing_flags():
   proc = _tool("write", "--decodes_dir=x")
   assert proc.returncode != 0
