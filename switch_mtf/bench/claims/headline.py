@@ -15,24 +15,28 @@ keep-or-reject rule was committed before its pilots' curves existed):
   still fell 0.126 in validation CE over its last 1000 steps, not the
   capacity-limited dense model the issue asks for.
 - Second candidate, MINI: t5_mini / switch_mini (d_model 64, d_ff 256),
-  whose steps cost about 0.6x t5_tiny's, for 6000 steps. Rule: the seed-0
+  whose steps cost about 0.6x t5_tiny's (an unpublished probe on the busy
+  machine), for 6000 steps. Rule: the seed-0
   dense run falls by less than 0.05 over its last 2000 steps (levelled
   off) and the seed-0 E32 run ends below it. Rejected on both counts (its
   pilots are in pilots.json): dense fell 0.100 over its last 2000 steps,
   exactly as fast as t5_tiny between steps 2000 and 3000 (0.126 both), so
   the descent's pace is set by data and optimisation, not by width; and E32
   was behind dense from step 1000 on (experts of d_ff 256 at d_model 64).
-- The protocol, TINY: t5_tiny / switch_tiny for 3000 steps, checkpoints
-  every 500 (E128 runs in about an hour; the grid's estimated time is in
-  the report). At d_model 128 Switch did gain on the embedded corpus (the
+- The protocol, TINY: the first candidate again, t5_tiny / switch_tiny for
+  3000 steps, checkpoints every 500 (each run's time at the idle step
+  times, and the grid's, are in the report: E128 is the longest, 1-1.2 h).
+  At d_model 128 Switch did gain on the embedded corpus (the
   claims suite's E16 and E32 at 1500 steps). Levelling off is not part of
   its rule: the two pilots above show it out of reach within the issue's
   10 hours (a dense model still falling at its width's pace would need
   several times the steps), so the report states dense's drop over its
   last 1000 steps, and the extrapolation is the issue's fallback. Rule:
-  the seed-0 E32 run ends below the seed-0 dense run. There is budget for
-  no further candidate, so the grid runs either way and the report says
-  whether the rule held; the pilots are the grid's seed-0 runs.
+  the seed-0 E32 run ends below the seed-0 dense run. Its dense half was
+  known when the rule was written (the first pilot has the same model,
+  steps, seed and data order); only the Switch half was open. There is
+  budget for no further candidate, so the grid runs either way and the
+  report says whether the rule held; the pilots are the grid's seed-0 runs.
 - A constant learning rate of 0.01: T5's rsqrt(max(step, 10000)) is that
   constant for the first 10,000 steps, so within the runs the two are the
   same schedule; the claims' recipe search found compressed inverse square

@@ -442,10 +442,12 @@ def pilot_rule_lines(h: Headline) -> List[str]:
            "before its runs (switch_mtf/bench/claims/headline.py says why "
            "each candidate was tried).", ""]
   for protocol, rule in h.pilot_rules:
-    text = "- %s, %d steps%s: kept if %s: **%s**" % (
+    text = "- %s / %s, %d steps%s: kept if %s: **%s**" % (
+        os.path.basename(protocol.dense_gin)[:-len(".gin")],
         os.path.basename(protocol.switch_gin)[:-len(".gin")],
         protocol.steps,
-        " (the protocol)" if protocol == headline.PROTOCOL else "",
+        " (the protocol; the grid runs whatever the verdict)"
+        if protocol == headline.PROTOCOL else "",
         headline.rule_text(protocol), rule["status"])
     if rule["status"] == "pending":
       lines.append(text + "; both seed-0 runs must reach step %d first."
@@ -462,24 +464,37 @@ def pilot_rule_lines(h: Headline) -> List[str]:
   return lines
 
 
+def drop_window(name: str, train_steps: int) -> int:
+  """Steps over which the pilots table gives a run's drop: the level-off
+  window of the candidate whose run it is, else its last third."""
+  for protocol in headline.CANDIDATES:
+    if any(name == run.name for run in (
+        headline.dense(protocol, 0),
+        headline.switch(protocol, 0, headline.PILOT_EXPERTS))):
+      return protocol.level_off_steps
+  return train_steps // 3
+
+
 def pilot_lines(pilots: store_lib.ResultStore) -> List[str]:
   """The pilot runs the protocol was chosen by, as stored (pilots.json).
 
-  A pilot may be stale: it informed the choice of protocol, and no
-  reported comparison uses it.
+  A pilot may be stale: it informed the choice of protocol, and only the
+  candidates' verdicts use it.
   """
   md = ["| pilot | checkpoint every | validation CE at each checkpoint | "
-        "drop over its last third | training time (other processes' "
-        "CPU share) | stale? |",
+        "drop over its candidate's level-off window (else its last third) "
+        "| training time (other processes' CPU share) | stale? |",
         "|---|---|---|---|---|---|"]
   for name, entry in pilots.items():
     curve = claims_execute.val_curve(entry)
-    drop = headline.drop_over_last(curve, entry["run"]["train_steps"] // 3)
+    window = drop_window(name, entry["run"]["train_steps"])
+    drop = headline.drop_over_last(curve, window)
     load = entry.get("load") or {}
     md.append("| %s | %d | %s | %s | %s (%s) | %s |" % (
         name, entry["run"]["checkpoint_every"],
         ", ".join("%d: %.3f" % point for point in curve),
-        "%.3f" % drop if drop is not None else "–",
+        "%.3f (last %d steps)" % (drop, window) if drop is not None
+        else "–",
         progress.format_duration(entry.get("train_seconds")),
         "%.0f%%" % (100 * load["other_cpu_share_mean"])
         if "other_cpu_share_mean" in load else "–",
@@ -570,7 +585,7 @@ def write(store: store_lib.ResultStore, out_dir: str,
          "reached it. With one seed there is no interval.", "",
          "## " + h.label, ""]
   md += table_lines(h) + [""] + figure_lines(h, "") + [""]
-  md += ["## The protocol's pilot rule", ""] + pilot_rule_lines(h) + [""]
+  md += ["## The candidates' pilot rules", ""] + pilot_rule_lines(h) + [""]
   md += ["## Target", ""] + target_lines(h) + [""]
   md += ["## Extrapolation", ""] + extrapolation_lines(h) + [""]
   md += ["## Time of the runs", ""] + time_lines(h) + [""]

@@ -117,7 +117,8 @@ def test_report_lists_the_pilots_with_their_curves(tmp_path):
                                   str(tmp_path / "speed"))) as f:
     summary = f.read()
   assert ("| pilot_dense | %d | 1000: 5.300, 2000: 5.000, 3000: 4.850 | "
-          "0.150 | ? (–) |" % headline.PROTOCOL.checkpoint_every) in summary
+          "0.150 (last 1000 steps) | ? (–) |" % headline.PROTOCOL.checkpoint_every
+          ) in summary
   assert "No headline run is stored yet" in summary
   assert "**pending**; both seed-0 runs must reach step %d first." % (
       headline.PROTOCOL.steps) in summary
@@ -203,14 +204,17 @@ def test_report_gives_every_candidates_verdict_from_runs_and_pilots(
   with open(headline_report.write(store, str(tmp_path),
                                   str(tmp_path / "speed"))) as f:
     summary = f.read()
-  assert ("- switch_mini, 6000 steps: kept if the seed-0 dense run falls by "
-          "less than 0.05 in validation CE over its last 2000 steps and the "
-          "seed-0 Switch E32 run ends below the seed-0 dense run: "
+  assert ("- t5_mini / switch_mini, 6000 steps: kept if the seed-0 dense run "
+          "falls by less than 0.05 in validation CE over its last 2000 steps "
+          "and the seed-0 Switch E32 run ends below the seed-0 dense run: "
           "**rejected**. Dense fell by 0.100 over its last 2000 steps and "
           "ends at 4.600; Switch E32 ends at 4.700. Failed: dense fell by "
           "0.100 over its last 2000 steps (limit < 0.05); Switch E32 ends at "
           "4.700, not below dense's 4.600.") in summary
-  assert ("- switch_tiny, 3000 steps (the protocol): kept if the seed-0 "
-          "Switch E32 run ends below the seed-0 dense run: **kept**. Dense "
-          "fell by 0.120 over its last 1000 steps and ends at 4.600; Switch "
-          "E32 ends at 4.500.") in summary
+  assert ("- t5_tiny / switch_tiny, 3000 steps (the protocol; the grid runs "
+          "whatever the verdict): kept if the seed-0 Switch E32 run ends "
+          "below the seed-0 dense run: **kept**. Dense fell by 0.120 over its "
+          "last 1000 steps and ends at 4.600; Switch E32 ends at 4.500."
+          ) in summary
+  # The pilots table gives each candidate's drop over its own window.
+  assert "| 0.100 (last 2000 steps) |" in summary
