@@ -66,7 +66,11 @@ def every_test_is_slow(path: str) -> bool:
 
 
 def _marks_slow(node: ast.AST) -> bool:
-  return "mark.slow" in ast.unparse(node)
+  """Whether a decorator or pytestmark value is (or lists) the slow mark; a
+  slow pytest.param inside a parametrize marks one case, not the test."""
+  if isinstance(node, (ast.List, ast.Tuple)):
+    return any(_marks_slow(element) for element in node.elts)
+  return ast.unparse(node).endswith("mark.slow")
 
 
 def load_durations(marks: str) -> Dict[str, float]:

@@ -84,6 +84,20 @@ def test_modules_with_only_slow_tests_are_not_started_by_make_test(
       "test_f.py", "test_m.py", "test_x.py"]
 
 
+def test_a_module_with_one_slow_case_per_test_still_runs(tmp_path):
+  # A slow pytest.param marks that case only: the other cases are fast.
+  path = tmp_path / "test_p.py"
+  path.write_text(
+      "import pytest\n"
+      "@pytest.mark.parametrize('n', [1, pytest.param(2, marks="
+      "pytest.mark.slow)])\ndef test_p(n):\n  pass\n")
+  assert not run_tests.every_test_is_slow(str(path))
+  path.write_text("import pytest\n@pytest.mark.slow\n"
+                  "@pytest.mark.parametrize('n', [1, 2])\n"
+                  "def test_p(n):\n  pass\n")
+  assert run_tests.every_test_is_slow(str(path))
+
+
 def test_every_mark_runs_with_empty_marks(tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(run_tests, "DURATIONS_FILE",
                       str(tmp_path / "durations.json"))
