@@ -130,6 +130,11 @@ def _run(protocol: Protocol, name: str, seed: int, model_gin: str,
              mixture=MIXTURE, checkpoint_every=protocol.checkpoint_every)
 
 
+def pilot_runs(protocol: Protocol) -> Tuple[Run, Run]:
+  """The seed-0 dense and Switch runs a candidate's rule is judged on."""
+  return dense(protocol, 0), switch(protocol, 0, PILOT_EXPERTS)
+
+
 def drop_over_last(curve: Sequence[Tuple[int, float]],
                    steps: int) -> Optional[float]:
   """How much a (step, CE) curve fell over its last `steps` (None: no

@@ -431,8 +431,7 @@ def candidate_rule(protocol: headline.Protocol,
   """headline.pilot_rule on the candidate's seed-0 runs among entries."""
   curves = [claims_execute.val_curve(entries[run.name])
             if run.name in entries else []
-            for run in (headline.dense(protocol, 0),
-                        headline.switch(protocol, 0, headline.PILOT_EXPERTS))]
+            for run in headline.pilot_runs(protocol)]
   return headline.pilot_rule(protocol, *curves)
 
 
@@ -468,9 +467,7 @@ def drop_window(name: str, train_steps: int) -> int:
   """Steps over which the pilots table gives a run's drop: the level-off
   window of the candidate whose run it is, else its last third."""
   for protocol in headline.CANDIDATES:
-    if any(name == run.name for run in (
-        headline.dense(protocol, 0),
-        headline.switch(protocol, 0, headline.PILOT_EXPERTS))):
+    if any(name == run.name for run in headline.pilot_runs(protocol)):
       return protocol.level_off_steps
   return train_steps // 3
 
